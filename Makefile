@@ -1,0 +1,43 @@
+# The README's two commands: `make run` and `make test`. Both set up the virtual environment
+# themselves: CPU torch first (the wheel pinned below), then wikirag with its dev extras.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+SAMPLES := data/samples
+RUN_DIR ?= var/samples
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint typecheck clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check $(TORCH_SPEC)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	mkdir -p $(RUN_DIR)
+	$(BIN)/wikirag ingest --store $(RUN_DIR)/store.sqlite \
+	    $(SAMPLES)/enwiki-sample-pages-articles.xml.bz2 $(SAMPLES)/wme/*.tar.gz \
+	    $(SAMPLES)/wme/enwiki-realtime-sample.ndjson.gz
+	$(BIN)/wikirag ingest --store $(RUN_DIR)/store.sqlite --wiki enwiki \
+	    $(SAMPLES)/enwiki-table-markup.xml.bz2
+	$(BIN)/wikirag inspect --store $(RUN_DIR)/store.sqlite --limit 3 "Albert Einstein" --wiki enwiki
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

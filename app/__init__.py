@@ -1,0 +1,1 @@
+"""wikirag online side: retrieval, HTTP service and command line."""

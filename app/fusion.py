@@ -1,0 +1,120 @@
+"""Rank fusion: pure functions that merge ranked lists from the dense and lexical retrievers.
+
+Both take ``{component: [(doc_id, score), ...]}`` lists, best first, and return
+:class:`FusedHit` s ordered by fused score, ties broken by the best rank any component gave the
+document and then by doc id, so the order is deterministic.
+
+Usage::
+
+    >>> hits = rrf({"dense": [(1, 0.9), (2, 0.8)], "lexical": [(2, 12.0), (3, 9.0)]}, k=60)
+    >>> [h.doc_id for h in hits]
+    [2, 1, 3]
+    >>> ranked = {"dense": [(1, 0.9), (2, 0.7), (3, 0.5)], "lexical": [(2, 3.0)]}
+    >>> [h.doc_id for h in linear(ranked, alpha=0.5)]
+    [2, 1, 3]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+Ranked = Sequence[tuple[int, float]]
+
+DEFAULT_RRF_K = 60
+
+
+class FusionMethod(str, Enum):
+    RRF = "rrf"
+    LINEAR = "linear"
+
+
+@dataclass(frozen=True, slots=True)
+class FusedHit:
+    """A document with its fused score and each component's raw score (absent = not found
+    by that component)."""
+
+    doc_id: int
+    score: float
+    components: dict[str, float] = field(default_factory=dict)
+
+
+def _best_ranks(ranked: Mapping[str, Ranked]) -> dict[int, int]:
+    best: dict[int, int] = {}
+    for hits in ranked.values():
+        for rank, (doc_id, _) in enumerate(hits):
+            best[doc_id] = min(best.get(doc_id, rank), rank)
+    return best
+
+
+def _raw_scores(ranked: Mapping[str, Ranked]) -> dict[int, dict[str, float]]:
+    raw: dict[int, dict[str, float]] = {}
+    for name, hits in ranked.items():
+        for doc_id, score in hits:
+            raw.setdefault(doc_id, {}).setdefault(name, score)
+    return raw
+
+
+def _ordered(fused: dict[int, float], ranked: Mapping[str, Ranked]) -> list[FusedHit]:
+    best = _best_ranks(ranked)
+    raw = _raw_scores(ranked)
+    order = sorted(fused, key=lambda d: (-fused[d], best[d], d))
+    return [FusedHit(doc_id=d, score=fused[d], components=raw[d]) for d in order]
+
+
+def rrf(
+    ranked: Mapping[str, Ranked],
+    *,
+    k: int = DEFAULT_RRF_K,
+    weights: Mapping[str, float] | None = None,
+) -> list[FusedHit]:
+    """Reciprocal rank fusion: ``score(d) = Σ w_c / (k + rank_c(d))`` with ranks from 1."""
+    if k < 0:
+        raise ValueError(f"RRF k must be ≥ 0, got {k}")
+    fused: dict[int, float] = {}
+    for name, hits in ranked.items():
+        weight = 1.0 if weights is None else weights.get(name, 1.0)
+        seen: set[int] = set()
+        for rank, (doc_id, _) in enumerate(hits, start=1):
+            if doc_id in seen:  # a duplicate in one list counts once, at its best rank
+                continue
+            seen.add(doc_id)
+            fused[doc_id] = fused.get(doc_id, 0.0) + weight / (k + rank)
+    return _ordered(fused, ranked)
+
+
+def min_max(scores: Sequence[float]) -> list[float]:
+    """Scale scores to [0, 1]; identical scores (or a single one) all become 1.0."""
+    if not scores:
+        return []
+    low, high = min(scores), max(scores)
+    if high - low <= 1e-12:
+        return [1.0] * len(scores)
+    return [(s - low) / (high - low) for s in scores]
+
+
+def linear(
+    ranked: Mapping[str, Ranked],
+    *,
+    alpha: float = 0.5,
+    dense: str = "dense",
+) -> list[FusedHit]:
+    """Normalised linear combination: ``α·minmax(dense) + (1-α)·minmax(other)``.
+
+    A document missing from one list contributes 0 for that component.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    fused: dict[int, float] = {}
+    for name, hits in ranked.items():
+        weight = alpha if name == dense else 1.0 - alpha
+        if len(ranked) == 1:
+            weight = 1.0
+        seen: set[int] = set()
+        for (doc_id, _), norm in zip(hits, min_max([s for _, s in hits]), strict=True):
+            if doc_id in seen:
+                continue
+            seen.add(doc_id)
+            fused[doc_id] = fused.get(doc_id, 0.0) + weight * norm
+    return _ordered(fused, ranked)

@@ -1,0 +1,1 @@
+"""wikirag indexer: Wikipedia exports → cleaned, chunked, embedded, published hybrid index."""

@@ -1,0 +1,1 @@
+"""Readers for Wikipedia exports: each yields RawRevision records (or SkippedItem reports)."""

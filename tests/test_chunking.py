@@ -1,0 +1,128 @@
+"""Passages: ≤ N words, exact slices of their section, never crossing sections, stable ids."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.chunking import ChunkingConfig, PageRef, chunk_sections, split_section
+from indexer.models import Section, parse_passage_id
+
+PAGE = PageRef("enwiki", 736, 1270870723, "Albert Einstein", "2025-01-21T17:03:22Z")
+
+PROSE = (
+    "Albert Einstein was a German-born theoretical physicist who is best known for developing "
+    "the theory of relativity. Einstein also made important contributions to quantum mechanics. "
+    "His mass–energy equivalence formula E = mc2, which arises from special relativity, has "
+    "been called \"the world's most famous equation\". He received the 1921 Nobel Prize in "
+    "Physics for his services to theoretical physics, and especially for his discovery of the "
+    "law of the photoelectric effect.\n\nBorn in the German Empire, Einstein moved to "
+    "Switzerland in 1895, forsaking his German citizenship the following year. In 1897, at "
+    "the age of seventeen, he enrolled in the mathematics and physics teaching diploma "
+    "program at the Swiss federal polytechnic school in Zurich, graduating in 1900."
+)
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+def test_every_passage_is_an_exact_slice_within_the_word_limit() -> None:
+    config = ChunkingConfig(max_words=40)
+    spans = split_section(PROSE, config)
+    assert len(spans) >= 3
+    for start, end in spans:
+        piece = PROSE[start:end]
+        assert piece == piece.strip()
+        assert 0 < len(_words(piece)) <= 40
+    # No overlap by default: the passages cover every word exactly once, in order.
+    joined = [w for s, e in spans for w in _words(PROSE[s:e])]
+    assert joined == _words(PROSE)
+
+
+def test_passages_end_at_sentence_boundaries_when_sentences_fit() -> None:
+    for start, end in split_section(PROSE, ChunkingConfig(max_words=60)):
+        assert re.search(r"[.!?\"]$", PROSE[start:end]), PROSE[start:end]
+
+
+def test_sizes_are_balanced_rather_than_leaving_a_short_tail() -> None:
+    text = " ".join(f"Sentence number {i} has six words." for i in range(22))  # 132 words
+    sizes = [len(_words(text[s:e])) for s, e in split_section(text, ChunkingConfig(100))]
+    assert len(sizes) == 2
+    assert min(sizes) >= 50, sizes
+
+
+def test_a_sentence_longer_than_the_limit_is_cut_at_word_boundaries() -> None:
+    text = " ".join(["word"] * 250) + "."
+    spans = split_section(text, ChunkingConfig(max_words=100))
+    assert [len(_words(text[s:e])) for s, e in spans] == [84, 84, 82]
+
+
+def test_overlap_repeats_closing_sentences_without_exceeding_the_limit() -> None:
+    config = ChunkingConfig(max_words=40, overlap_words=20)
+    spans = split_section(PROSE, config)
+    overlaps = 0
+    for (_, prev_end), (start, end) in zip(spans, spans[1:], strict=False):
+        assert len(_words(PROSE[start:end])) <= 40
+        if start < prev_end:
+            overlaps += 1
+            assert len(_words(PROSE[start:prev_end])) <= 20
+    assert overlaps >= 1
+
+
+def test_passages_never_cross_sections_and_ids_are_stable() -> None:
+    sections = [
+        Section((), "", PROSE, 0),
+        Section(("Life", "Early life"), "Early_life", "He was born in Ulm. He grew up in Munich.", 2),
+    ]
+    first = list(chunk_sections(sections, PAGE, ChunkingConfig(max_words=50)))
+    second = list(chunk_sections(sections, PAGE, ChunkingConfig(max_words=50)))
+    assert first == second
+    assert [p.ordinal for p in first] == list(range(len(first)))
+    last = first[-1]
+    assert last.section_path == ("Life", "Early life")
+    assert last.anchor == "Early_life"
+    assert last.section_ordinal == 2
+    assert last.text == "He was born in Ulm. He grew up in Munich."
+    for p in first:
+        section = next(s for s in sections if s.ordinal == p.section_ordinal)
+        assert section.text[p.start : p.end] == p.text
+        assert parse_passage_id(p.passage_id) == ("enwiki", 1270870723, p.ordinal)
+
+
+def test_malformed_passage_ids_are_rejected_with_the_expected_shape() -> None:
+    for bad in ("", "enwiki", "enwiki:12", "enwiki:x:1", ":1:2", "enwiki:1:2:3"):
+        with pytest.raises(ValueError, match="WIKI:REVISION_ID:ORDINAL"):
+            parse_passage_id(bad)
+
+
+def test_invalid_configuration_is_rejected() -> None:
+    with pytest.raises(ValueError, match="max_words"):
+        ChunkingConfig(max_words=0)
+    with pytest.raises(ValueError, match="overlap_words"):
+        ChunkingConfig(max_words=10, overlap_words=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from([*"ab .!?\n\"'é。", "word", "Dr.", "  ", "\n\n"]), max_size=150
+    ).map("".join),
+    max_words=st.integers(min_value=1, max_value=30),
+)
+def test_chunking_invariants_hold_on_arbitrary_text(text: str, max_words: int) -> None:
+    spans = split_section(text, ChunkingConfig(max_words=max_words))
+    covered: list[str] = []
+    previous_end = 0
+    for start, end in spans:
+        assert previous_end <= start < end <= len(text)
+        piece = text[start:end]
+        assert 1 <= len(_words(piece)) <= max_words
+        covered.extend(_words(piece))
+        previous_end = end
+    # Every character of content is in exactly one passage (a CJK full stop may end a
+    # sentence inside a whitespace-delimited "word", so compare characters, not words).
+    assert "".join(covered) == "".join(_words(text))

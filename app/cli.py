@@ -104,8 +104,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     try:
         report = ingest_sources(args.sources, store, settings.ingest_options())
     except KeyboardInterrupt:
-        print("interrupted: the open batch was rolled back; committed pages are kept",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "interrupted: the open batch was rolled back; committed pages are kept", file=sys.stderr
+        )
         return EXIT_INTERRUPTED
     finally:
         store.close()
@@ -207,6 +208,211 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+# -- build / rebuild ----------------------------------------------------------------------
+
+INDEX_SETTING_NAMES = (
+    "index_dir",
+    "model",
+    "factory",
+    "embed_batch_size",
+    "embed_context",
+    "keep_generations",
+    "fusion",
+    "rrf_k",
+    "alpha",
+)
+
+
+def _build_settings(args: argparse.Namespace) -> Settings:
+    settings = _ingest_settings(args)
+    overrides = {n: getattr(args, n) for n in INDEX_SETTING_NAMES if getattr(args, n, None)}
+    return settings.model_copy(update=overrides) if overrides else settings
+
+
+def _add_index_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--index", dest="index_dir", type=Path, help="index directory (default var/index)"
+    )
+    parser.add_argument(
+        "--model", help="sentence-transformers model dir or name (default: packaged MiniLM)"
+    )
+    parser.add_argument("--factory", help="FAISS index_factory string (default: by size)")
+    parser.add_argument("--embed-batch-size", type=int, help="passages per embedding batch")
+    parser.add_argument(
+        "--embed-context",
+        choices=["none", "title", "title_section"],
+        help="context embedded with each passage (default title_section)",
+    )
+    parser.add_argument("--keep-generations", type=int, help="generations kept (default 3)")
+    _add_retrieval_flags(parser)
+
+
+def _add_retrieval_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fusion", choices=["rrf", "linear"], help="hybrid fusion method")
+    parser.add_argument("--rrf-k", type=int, help="RRF constant k (default 60)")
+    parser.add_argument("--alpha", type=float, help="dense weight for linear fusion")
+
+
+def _print_build_summary(summary: dict[str, Any]) -> None:
+    _print_ingest_summary(summary["ingest"])
+    emb = summary["embedding"]
+    print(f"indexed:    {summary['passages_indexed']} passages")
+    print(
+        f"embedding:  {emb['misses']} embedded, {emb['hits']} from cache "
+        f"({emb['passages_per_second']} passages/s)"
+    )
+    if summary["changes"] is not None:
+        ch = summary["changes"]
+        print(
+            f"changes:    {ch['pages_added']} pages added, {ch['pages_updated']} updated, "
+            f"{ch['pages_removed']} removed; {emb['misses']} passages re-embedded"
+        )
+    stages = ", ".join(f"{k} {v}s" for k, v in summary["stage_seconds"].items())
+    print(f"stages:     {stages}")
+    print(f"published:  {summary['generation']}  ({summary['path']})")
+    if summary["pruned"]:
+        print(f"pruned:     {', '.join(summary['pruned'])}")
+
+
+def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
+    from indexer.build import build_index, rebuild_index
+
+    options = settings.build_options()
+    try:
+        if args.command == "rebuild":
+            report = rebuild_index(settings.index_dir, args.sources, options)
+        else:
+            report = build_index(args.sources, settings.index_dir, options)
+    except KeyboardInterrupt:
+        print(
+            "interrupted: nothing was published; the previous generation is unchanged",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    summary = report.as_dict()
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        _print_build_summary(summary)
+    return EXIT_SKIPPED if report.ingest.skipped_total else EXIT_OK
+
+
+# -- search / eval ------------------------------------------------------------------------
+
+
+def _open_retriever(settings: Settings) -> Any:
+    from app.retrieval import HybridRetriever, LoadedIndex, RetrievalDefaults
+    from indexer.embedding import Embedder
+
+    embedder = Embedder(settings.model) if settings.model else Embedder()
+    index = LoadedIndex.open(settings.index_dir, embedder.info)
+    from app.fusion import FusionMethod
+
+    recorded = index.manifest.get("retrieval", {})
+    defaults = RetrievalDefaults(
+        fusion=FusionMethod(recorded.get("fusion", settings.fusion)),
+        rrf_k=int(recorded.get("rrf_k", settings.rrf_k)),
+        alpha=float(recorded.get("alpha", settings.alpha)),
+        candidates=settings.candidates,
+    )
+    return HybridRetriever(index, embedder, defaults)
+
+
+def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from app.fusion import FusionMethod
+    from app.retrieval import SearchMode, SearchRequest
+    from indexer.urls import revision_permalink
+
+    if not args.query.strip():
+        raise CommandError("the query is empty")
+    retriever = _open_retriever(settings)
+    request = SearchRequest(
+        args.query,
+        k=args.k,
+        mode=SearchMode(args.mode),
+        fusion=FusionMethod(args.fusion) if args.fusion else None,
+        wikis=tuple(args.wikis) if args.wikis else None,
+        languages=tuple(args.languages) if args.languages else None,
+        max_per_article=args.max_per_article,
+        rrf_k=args.rrf_k,
+        alpha=args.alpha,
+    )
+    hits = retriever.search(request)
+    rows = [
+        {
+            "rank": rank,
+            "passage_id": h.passage.passage_id,
+            "title": h.passage.title,
+            "section": " > ".join(h.passage.section_path),
+            "revision_id": h.passage.revision_id,
+            "revision_timestamp": h.passage.revision_timestamp,
+            "url": revision_permalink(h.passage),
+            "license": h.passage.license.identifier,
+            "scores": {k: round(v, 4) for k, v in h.scores.items()},
+            "text": h.passage.text,
+        }
+        for rank, h in enumerate(hits, start=1)
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not rows:
+        print("no results")
+    for row in rows:
+        scores = "  ".join(f"{k} {v}" for k, v in row["scores"].items())
+        print(f"{row['rank']:>2}. {row['title']} — {row['section'] or '(lead)'}  [{scores}]")
+        print(
+            f"    revision {row['revision_id']} ({row['revision_timestamp']}, "
+            f"{row['license']})  {row['url']}"
+        )
+        text = row["text"] if len(row["text"]) <= 300 else row["text"][:297] + "..."
+        print(f"    {text}")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from app.evaluation import DEFAULT_VARIANTS, Variant, evaluate, load_questions
+    from app.fusion import FusionMethod
+    from app.retrieval import SearchMode
+
+    retriever = _open_retriever(settings)
+    questions = list(load_questions(args.questions))
+    if args.limit:
+        questions = questions[: args.limit]
+    variants = list(DEFAULT_VARIANTS)
+    if args.compare_fusion:
+        variants += [
+            Variant("hybrid_rrf", SearchMode.HYBRID, FusionMethod.RRF),
+            Variant("hybrid_linear", SearchMode.HYBRID, FusionMethod.LINEAR),
+        ]
+    result = evaluate(
+        retriever,
+        questions,
+        variants=variants,
+        max_per_article=args.max_per_article,
+        progress=settings.progress,
+    )
+    result["settings"] = {
+        "fusion": retriever.defaults.fusion.value,
+        "rrf_k": retriever.defaults.rrf_k,
+        "alpha": retriever.defaults.alpha,
+        "max_per_article": args.max_per_article,
+        "generation": retriever.index.generation.generation,
+    }
+    if args.output:
+        from indexer.generation import write_json_atomic
+
+        write_json_atomic(args.output, result)
+    print(f"{result['questions']} questions over {result['passages']} passages")
+    print(f"{'mode':<14} {'top1':>6} {'top5':>6} {'top10':>6} {'top20':>6} {'mrr20':>6}")
+    for mode, s in result["modes"].items():
+        print(
+            f"{mode:<14} {s['top1']:>6.3f} {s['top5']:>6.3f} {s['top10']:>6.3f} "
+            f"{s['top20']:>6.3f} {s['mrr20']:>6.3f}"
+        )
+    return EXIT_OK
+
+
 # -- parser -------------------------------------------------------------------------------
 
 
@@ -249,7 +455,94 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--limit", type=int, default=10, help="passages shown per revision")
     inspect.add_argument("--json", action="store_true", help="print everything as JSON")
     inspect.set_defaults(handler=cmd_inspect)
+
+    build = commands.add_parser(
+        "build",
+        help="ingest exports and publish a hybrid index generation",
+        description="Ingest exports into a new index generation, embed every current passage "
+        "(reusing the embedding cache), build the FAISS (dense) and tantivy (BM25) indexes "
+        "and publish the generation with one atomic switch. A failed or killed build leaves "
+        "the published generation untouched.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    build.add_argument("sources", nargs="+", type=Path, metavar="SOURCE", help="export files")
+    build.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_ingest_flags(build)
+    _add_index_flags(build)
+    build.set_defaults(handler=cmd_build, settings_from=_build_settings)
+
+    rebuild = commands.add_parser(
+        "rebuild",
+        help="rebuild the published index from its recorded sources (or newer files)",
+        description="Re-read the sources recorded in the published manifest, or the newer "
+        "files given, into a new generation, reusing the embedding cache, publish it "
+        "atomically and report what changed (pages added, updated, removed; passages "
+        "re-embedded).",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rebuild.add_argument(
+        "sources",
+        nargs="*",
+        type=Path,
+        metavar="SOURCE",
+        help="newer export files (default: the recorded sources)",
+    )
+    rebuild.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_ingest_flags(rebuild)
+    _add_index_flags(rebuild)
+    rebuild.set_defaults(handler=cmd_build, settings_from=_build_settings)
+
+    search = commands.add_parser(
+        "search",
+        help="search the published index",
+        description="Print the top passages for a question with title, section, revision "
+        "id, permalink, license and per-component scores.",
+    )
+    search.add_argument("query", help="the question or keywords")
+    search.add_argument("--index", dest="index_dir", type=Path, help="index directory")
+    search.add_argument("--model", help="embedding model (must match the index)")
+    search.add_argument("-k", type=int, default=10, help="number of passages (default 10)")
+    search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
+    search.add_argument("--wiki", dest="wikis", action="append", help="only this wiki")
+    search.add_argument("--language", dest="languages", action="append", help="only this language")
+    search.add_argument("--max-per-article", type=int, help="cap passages per article")
+    search.add_argument("--json", action="store_true", help="print results as JSON")
+    _add_retrieval_flags(search)
+    search.set_defaults(handler=cmd_search, settings_from=_build_settings_plain)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure retrieval quality on questions with known answers",
+        description="Top-k answer accuracy (k = 1, 5, 10, 20) and MRR@20 per mode (hybrid, "
+        "dense, lexical) on a JSONL file of {question, answers}; a question is a hit at k "
+        "when one of the top-k passages contains an answer (case-insensitive, "
+        "whitespace-normalised).",
+    )
+    evaluate.add_argument("--index", dest="index_dir", type=Path, help="index directory")
+    evaluate.add_argument("--questions", type=Path, required=True, help="questions JSONL")
+    evaluate.add_argument("--output", type=Path, help="write the figures as JSON here")
+    evaluate.add_argument("--model", help="embedding model (must match the index)")
+    evaluate.add_argument("--limit", type=int, help="only the first N questions")
+    evaluate.add_argument("--max-per-article", type=int, help="cap passages per article")
+    evaluate.add_argument(
+        "--compare-fusion",
+        action="store_true",
+        help="also report hybrid with RRF and with linear fusion",
+    )
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_retrieval_flags(evaluate)
+    evaluate.set_defaults(handler=cmd_eval, settings_from=_build_settings_plain)
     return parser
+
+
+def _build_settings_plain(args: argparse.Namespace) -> Settings:
+    names = ("index_dir", "model", "fusion", "rrf_k", "alpha")
+    settings = _settings(args, names)
+    if getattr(args, "no_progress", False):
+        settings.progress = False
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -259,6 +552,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from app.retrieval import ModelMismatch
+    from indexer.build import BuildError
+    from indexer.generation import IndexError_
     from indexer.sources.open import SourceError
     from indexer.store import StoreError
 
@@ -272,7 +568,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"wikirag: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (CommandError, SourceError, StoreError, ValueError) as exc:
+    except (
+        CommandError,
+        SourceError,
+        StoreError,
+        BuildError,
+        IndexError_,
+        ModelMismatch,
+        ValueError,
+        OSError,
+    ) as exc:
         print(f"wikirag {args.command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
 

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 Ranked = Sequence[tuple[int, float]]
 
 DEFAULT_RRF_K = 60
 
 
-class FusionMethod(str, Enum):
+class FusionMethod(StrEnum):
     RRF = "rrf"
     LINEAR = "linear"
 

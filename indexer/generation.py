@@ -214,9 +214,8 @@ class IndexLayout:
         if not self.generations.exists():
             return []
         return sorted(
-            p for p in self.generations.iterdir()
-            if p.is_dir() and not p.name.startswith(".")
-        )  # fmt: skip
+            p for p in self.generations.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
 
     def prune(self, keep: int) -> list[Path]:
         """Delete all but the ``keep`` newest generations (never the current one)."""

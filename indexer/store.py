@@ -17,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -24,6 +25,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from indexer.models import License, Passage, RawRevision, Section, SiteInfo
 
@@ -153,6 +157,62 @@ class RevisionRecord:
     source: str
 
 
+@dataclass(frozen=True, slots=True)
+class PageRecord:
+    """One page as stored: its current title and the highest revision the store holds."""
+
+    wiki: str
+    page_id: int
+    title: str
+    namespace: int
+    current_revision_id: int | None
+    wikidata_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedTitle:
+    """What a title names, after MediaWiki normalisation and the stored redirects (aliases).
+
+    ``title`` is the normalised title asked for; ``redirects`` the alias titles followed, in
+    order (empty when ``title`` names a page itself); ``target`` the title finally reached;
+    ``fragment`` the section the last redirect points to (``""`` when none); ``page`` the page
+    stored under ``target``, or None when a redirect leads to a page that is not indexed (or
+    the redirects loop).
+    """
+
+    title: str
+    target: str
+    page: PageRecord | None
+    redirects: tuple[str, ...] = ()
+    fragment: str = ""
+
+
+# Whitespace MediaWiki folds into one underscore in titles (Title::secureAndSplit).
+_TITLE_SPACES = re.compile(r"[\s_\u00a0\u1680\u180e\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
+# Direction marks MediaWiki strips from titles.
+_TITLE_MARKS = re.compile(r"[\u200e\u200f\u202a-\u202e]")
+
+
+def normalize_title(title: str, *, first_letter_case: bool = True) -> str:
+    """A title the way MediaWiki stores it: underscores and runs of blanks become one space,
+    direction marks and a leading ``:`` go, and (on ``first-letter`` wikis, every Wikimedia
+    wiki but Wiktionary) the first letter is upper-cased.
+
+    >>> normalize_title("  albert__Einstein ")
+    'Albert Einstein'
+    >>> normalize_title("iPhone", first_letter_case=False)
+    'iPhone'
+    """
+    text = _TITLE_SPACES.sub(" ", _TITLE_MARKS.sub("", title)).strip(" ")
+    text = text.removeprefix(":").lstrip(" ")
+    if first_letter_case and text:
+        upper = text[0].upper()
+        # Python upper-cases some letters to two (ß → SS); MediaWiki keeps those as they are.
+        if len(upper) == 1:
+            text = upper + text[1:]
+    return text
+
+
 _PASSAGE_SELECT = """
     SELECT p.id, p.passage_id, p.wiki, w.language, w.base_url, w.sitename, p.page_id,
            r.title, p.revision_id, r.timestamp, s.path, s.anchor, p.section_ordinal,
@@ -167,31 +227,52 @@ _PASSAGE_SELECT = """
 """
 
 
-def _passage_from_row(row: sqlite3.Row | tuple[object, ...]) -> PassageRecord:
-    (row_id, passage_id, wiki, language, base_url, sitename, page_id, title, revision_id,
-     timestamp, path, anchor, section_ordinal, ordinal, start, end, text, lic_name, lic_id,
-     lic_url, editor, current) = tuple(row)  # fmt: skip
+def _passage_from_row(row: tuple[Any, ...]) -> PassageRecord:
+    (
+        row_id,
+        passage_id,
+        wiki,
+        language,
+        base_url,
+        sitename,
+        page_id,
+        title,
+        revision_id,
+        timestamp,
+        path,
+        anchor,
+        section_ordinal,
+        ordinal,
+        start,
+        end,
+        text,
+        lic_name,
+        lic_id,
+        lic_url,
+        editor,
+        current,
+    ) = tuple(row)
     return PassageRecord(
-        row_id=int(row_id),  # type: ignore[call-overload]
+        row_id=int(row_id),
         passage_id=str(passage_id),
         wiki=str(wiki),
         language=str(language),
         base_url=str(base_url),
         sitename=str(sitename),
-        page_id=int(page_id),  # type: ignore[call-overload]
+        page_id=int(page_id),
         title=str(title),
-        revision_id=int(revision_id),  # type: ignore[call-overload]
+        revision_id=int(revision_id),
         revision_timestamp=str(timestamp),
         section_path=tuple(json.loads(str(path))),
         anchor=str(anchor),
-        section_ordinal=int(section_ordinal),  # type: ignore[call-overload]
-        ordinal=int(ordinal),  # type: ignore[call-overload]
-        start=int(start),  # type: ignore[call-overload]
-        end=int(end),  # type: ignore[call-overload]
+        section_ordinal=int(section_ordinal),
+        ordinal=int(ordinal),
+        start=int(start),
+        end=int(end),
         text=str(text),
         license=License(name=str(lic_name), identifier=str(lic_id), url=str(lic_url)),
         editor=None if editor is None else str(editor),
-        current_revision_id=None if current is None else int(current),  # type: ignore[call-overload]
+        current_revision_id=None if current is None else int(current),
     )
 
 
@@ -346,10 +427,22 @@ class PassageStore:
             "INSERT INTO revisions (wiki, revision_id, page_id, title, parent_id, timestamp, "
             "editor, sha1, license_name, license_identifier, license_url, license_origin, "
             "source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (raw.wiki, raw.revision_id, raw.page_id, raw.title, raw.parent_id, raw.timestamp,
-             raw.editor, raw.sha1, license.name, license.identifier, license.url,
-             license_origin, source),
-        )  # fmt: skip
+            (
+                raw.wiki,
+                raw.revision_id,
+                raw.page_id,
+                raw.title,
+                raw.parent_id,
+                raw.timestamp,
+                raw.editor,
+                raw.sha1,
+                license.name,
+                license.identifier,
+                license.url,
+                license_origin,
+                source,
+            ),
+        )
         conn.executemany(
             "INSERT INTO sections (wiki, revision_id, ordinal, path, anchor, text) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -362,18 +455,28 @@ class PassageStore:
             "INSERT INTO passages (passage_id, wiki, page_id, revision_id, section_ordinal, "
             "ordinal, start_offset, end_offset, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (p.passage_id, p.wiki, p.page_id, p.revision_id, p.section_ordinal, p.ordinal,
-                 p.start, p.end, p.text)
+                (
+                    p.passage_id,
+                    p.wiki,
+                    p.page_id,
+                    p.revision_id,
+                    p.section_ordinal,
+                    p.ordinal,
+                    p.start,
+                    p.end,
+                    p.text,
+                )
                 for p in passages
             ],
-        )  # fmt: skip
+        )
         return RevisionOutcome.ADDED
 
     def _delete_revision(self, wiki: str, revision_id: int) -> None:
         conn = self._conn()
         for table in ("passages", "sections", "revisions"):
-            conn.execute(f"DELETE FROM {table} WHERE wiki = ? AND revision_id = ?",
-                         (wiki, revision_id))  # fmt: skip
+            conn.execute(
+                f"DELETE FROM {table} WHERE wiki = ? AND revision_id = ?", (wiki, revision_id)
+            )
         conn.execute(
             "UPDATE pages SET current_revision_id = (SELECT MAX(revision_id) FROM revisions r "
             "WHERE r.wiki = pages.wiki AND r.page_id = pages.page_id) "
@@ -395,9 +498,13 @@ class PassageStore:
     # -- reads ------------------------------------------------------------------------
 
     def has_revision(self, wiki: str, revision_id: int) -> bool:
-        row = self._conn().execute(
-            "SELECT 1 FROM revisions WHERE wiki = ? AND revision_id = ?", (wiki, revision_id)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT 1 FROM revisions WHERE wiki = ? AND revision_id = ?", (wiki, revision_id)
+            )
+            .fetchone()
+        )
         return row is not None
 
     def counts(self) -> dict[str, int]:
@@ -438,34 +545,48 @@ class PassageStore:
         return [(str(w), int(p)) for w, p in rows]
 
     def revisions_of(self, wiki: str, page_id: int) -> list[RevisionRecord]:
-        rows = self._conn().execute(
-            "SELECT wiki, revision_id, page_id, title, parent_id, timestamp, editor, sha1, "
-            "license_name, license_identifier, license_url, license_origin, source "
-            "FROM revisions WHERE wiki = ? AND page_id = ? ORDER BY revision_id",
-            (wiki, page_id),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT wiki, revision_id, page_id, title, parent_id, timestamp, editor, sha1, "
+                "license_name, license_identifier, license_url, license_origin, source "
+                "FROM revisions WHERE wiki = ? AND page_id = ? ORDER BY revision_id",
+                (wiki, page_id),
+            )
+            .fetchall()
+        )
         return [_revision_from_row(r) for r in rows]
 
     def revision(self, wiki: str, revision_id: int) -> RevisionRecord | None:
-        row = self._conn().execute(
-            "SELECT wiki, revision_id, page_id, title, parent_id, timestamp, editor, sha1, "
-            "license_name, license_identifier, license_url, license_origin, source "
-            "FROM revisions WHERE wiki = ? AND revision_id = ?",
-            (wiki, revision_id),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT wiki, revision_id, page_id, title, parent_id, timestamp, editor, sha1, "
+                "license_name, license_identifier, license_url, license_origin, source "
+                "FROM revisions WHERE wiki = ? AND revision_id = ?",
+                (wiki, revision_id),
+            )
+            .fetchone()
+        )
         return None if row is None else _revision_from_row(row)
 
     def passages_of_revision(self, wiki: str, revision_id: int) -> list[PassageRecord]:
-        rows = self._conn().execute(
-            _PASSAGE_SELECT + " WHERE p.wiki = ? AND p.revision_id = ? ORDER BY p.ordinal",
-            (wiki, revision_id),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                _PASSAGE_SELECT + " WHERE p.wiki = ? AND p.revision_id = ? ORDER BY p.ordinal",
+                (wiki, revision_id),
+            )
+            .fetchall()
+        )
         return [_passage_from_row(r) for r in rows]
 
     def passage(self, passage_id: str) -> PassageRecord | None:
-        row = self._conn().execute(
-            _PASSAGE_SELECT + " WHERE p.passage_id = ?", (passage_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(_PASSAGE_SELECT + " WHERE p.passage_id = ?", (passage_id,))
+            .fetchone()
+        )
         return None if row is None else _passage_from_row(row)
 
     def passages_by_rows(self, row_ids: Sequence[int]) -> dict[int, PassageRecord]:
@@ -473,17 +594,23 @@ class PassageStore:
         if not row_ids:
             return {}
         marks = ",".join("?" * len(row_ids))
-        rows = self._conn().execute(
-            _PASSAGE_SELECT + f" WHERE p.id IN ({marks})", list(row_ids)
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(_PASSAGE_SELECT + f" WHERE p.id IN ({marks})", list(row_ids))
+            .fetchall()
+        )
         records = (_passage_from_row(r) for r in rows)
         return {rec.row_id: rec for rec in records}
 
     def section_text(self, wiki: str, revision_id: int, ordinal: int) -> str | None:
-        row = self._conn().execute(
-            "SELECT text FROM sections WHERE wiki = ? AND revision_id = ? AND ordinal = ?",
-            (wiki, revision_id, ordinal),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT text FROM sections WHERE wiki = ? AND revision_id = ? AND ordinal = ?",
+                (wiki, revision_id, ordinal),
+            )
+            .fetchone()
+        )
         return None if row is None else str(row[0])
 
     def iter_current_passages(self, batch_size: int = 1000) -> Iterator[PassageRecord]:
@@ -504,11 +631,61 @@ class PassageStore:
                 yield record
 
     def count_current_passages(self) -> int:
-        row = self._conn().execute(
-            "SELECT COUNT(*) FROM passages p JOIN pages pg ON pg.wiki = p.wiki "
-            "AND pg.page_id = p.page_id WHERE p.revision_id = pg.current_revision_id"
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT COUNT(*) FROM passages p JOIN pages pg ON pg.wiki = p.wiki "
+                "AND pg.page_id = p.page_id WHERE p.revision_id = pg.current_revision_id"
+            )
+            .fetchone()
+        )
         return int(row[0])
+
+    def current_row_ids(
+        self,
+        *,
+        wikis: Sequence[str] | None = None,
+        languages: Sequence[str] | None = None,
+        pages: Sequence[tuple[str, int]] | None = None,
+    ) -> np.ndarray:
+        """Row ids of current passages matching all given filters (int64, sorted)."""
+        clauses = ["p.revision_id = pg.current_revision_id"]
+        args: list[object] = []
+        if wikis is not None:
+            clauses.append(f"p.wiki IN ({','.join('?' * len(wikis))})")
+            args.extend(wikis)
+        if languages is not None:
+            clauses.append(f"w.language IN ({','.join('?' * len(languages))})")
+            args.extend(languages)
+        if pages is not None:
+            pairs = " OR ".join("(p.wiki = ? AND p.page_id = ?)" for _ in pages) or "0"
+            clauses.append(f"({pairs})")
+            for wiki, page_id in pages:
+                args.extend((wiki, page_id))
+        rows = self._conn().execute(
+            "SELECT p.id FROM passages p JOIN pages pg ON pg.wiki = p.wiki "
+            "AND pg.page_id = p.page_id JOIN wikis w ON w.wiki = p.wiki "
+            f"WHERE {' AND '.join(clauses)} ORDER BY p.id",
+            args,
+        )
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def current_revisions(self) -> Iterator[tuple[tuple[str, int], int]]:
+        """``((wiki, page_id), current_revision_id)`` for every page, streamed."""
+        rows = self._conn().execute(
+            "SELECT wiki, page_id, current_revision_id FROM pages "
+            "WHERE current_revision_id IS NOT NULL"
+        )
+        for wiki, page_id, revision_id in rows:
+            yield (str(wiki), int(page_id)), int(revision_id)
+
+    def finalize(self) -> None:
+        """Prepare a finished store for read-only serving: fold the WAL into the main file
+        and switch to a rollback journal, so readers need no write access."""
+        conn = self._conn()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.execute("ANALYZE")
 
     def aliases_of(self, wiki: str, target_title: str) -> list[str]:
         rows = self._conn().execute(
@@ -517,24 +694,98 @@ class PassageStore:
         )
         return [str(r[0]) for r in rows]
 
+    def page(self, wiki: str, page_id: int) -> PageRecord | None:
+        """The stored page ``page_id`` of ``wiki``, or None."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT wiki, page_id, title, namespace, current_revision_id, wikidata_id "
+                "FROM pages WHERE wiki = ? AND page_id = ?",
+                (wiki, page_id),
+            )
+            .fetchone()
+        )
+        return None if row is None else _page_from_row(row)
+
+    def page_by_title(self, wiki: str, title: str) -> PageRecord | None:
+        """The page stored under exactly ``title`` (no normalisation, no redirects); when
+        several pages had that title, the one with the highest current revision."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT wiki, page_id, title, namespace, current_revision_id, wikidata_id "
+                "FROM pages WHERE wiki = ? AND title = ? "
+                "ORDER BY current_revision_id DESC LIMIT 1",
+                (wiki, title),
+            )
+            .fetchone()
+        )
+        return None if row is None else _page_from_row(row)
+
+    def resolve_title(
+        self, wiki: str, title: str, *, first_letter_case: bool = True, max_redirects: int = 5
+    ) -> ResolvedTitle | None:
+        """The page a title names in ``wiki``, following stored redirects (aliases).
+
+        The title is normalised as MediaWiki does (:func:`normalize_title`). Returns None when
+        neither a page nor an alias has that title; a :class:`ResolvedTitle` with ``page``
+        None when its redirects lead nowhere indexed.
+
+        >>> store.resolve_title("enwiki", "einstein").page.title     # doctest: +SKIP
+        'Albert Einstein'
+        """
+        asked = normalize_title(title, first_letter_case=first_letter_case)
+        current, fragment = asked, ""
+        redirects: list[str] = []
+        conn = self._conn()
+        while True:
+            page = self.page_by_title(wiki, current)
+            if page is not None:
+                return ResolvedTitle(asked, current, page, tuple(redirects), fragment)
+            row = conn.execute(
+                "SELECT target_title FROM aliases WHERE wiki = ? AND title = ?", (wiki, current)
+            ).fetchone()
+            if row is None:
+                if not redirects:
+                    return None
+                return ResolvedTitle(asked, current, None, tuple(redirects), fragment)
+            redirects.append(current)
+            target, _, section = str(row[0]).partition("#")
+            current = normalize_title(target, first_letter_case=first_letter_case)
+            fragment = section or fragment
+            if current in redirects or len(redirects) > max_redirects:
+                return ResolvedTitle(asked, current, None, tuple(redirects), fragment)
+
     def integrity_check(self) -> str:
         return str(self._conn().execute("PRAGMA integrity_check").fetchone()[0])
 
 
-def _revision_from_row(row: tuple[object, ...]) -> RevisionRecord:
+def _revision_from_row(row: tuple[Any, ...]) -> RevisionRecord:
     (wiki, rev, page, title, parent, ts, editor, sha1, lname, lid, lurl, origin, source) = row
     return RevisionRecord(
         wiki=str(wiki),
-        revision_id=int(rev),  # type: ignore[call-overload]
-        page_id=int(page),  # type: ignore[call-overload]
+        revision_id=int(rev),
+        page_id=int(page),
         title=str(title),
-        parent_id=None if parent is None else int(parent),  # type: ignore[call-overload]
+        parent_id=None if parent is None else int(parent),
         timestamp=str(ts),
         editor=None if editor is None else str(editor),
         sha1=None if sha1 is None else str(sha1),
         license=License(name=str(lname), identifier=str(lid), url=str(lurl)),
         license_origin=str(origin),
         source=str(source),
+    )
+
+
+def _page_from_row(row: tuple[Any, ...]) -> PageRecord:
+    wiki, page_id, title, namespace, current, wikidata_id = row
+    return PageRecord(
+        wiki=str(wiki),
+        page_id=int(page_id),
+        title=str(title),
+        namespace=int(namespace),
+        current_revision_id=None if current is None else int(current),
+        wikidata_id=None if wikidata_id is None else str(wikidata_id),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -17,7 +18,7 @@ PROSE = (
     "Albert Einstein was a German-born theoretical physicist who is best known for developing "
     "the theory of relativity. Einstein also made important contributions to quantum mechanics. "
     "His mass–energy equivalence formula E = mc2, which arises from special relativity, has "
-    "been called \"the world's most famous equation\". He received the 1921 Nobel Prize in "
+    'been called "the world\'s most famous equation". He received the 1921 Nobel Prize in '
     "Physics for his services to theoretical physics, and especially for his discovery of the "
     "law of the photoelectric effect.\n\nBorn in the German Empire, Einstein moved to "
     "Switzerland in 1895, forsaking his German citizenship the following year. In 1897, at "
@@ -65,7 +66,7 @@ def test_overlap_repeats_closing_sentences_without_exceeding_the_limit() -> None
     config = ChunkingConfig(max_words=40, overlap_words=20)
     spans = split_section(PROSE, config)
     overlaps = 0
-    for (_, prev_end), (start, end) in zip(spans, spans[1:], strict=False):
+    for (_, prev_end), (start, end) in itertools.pairwise(spans):
         assert len(_words(PROSE[start:end])) <= 40
         if start < prev_end:
             overlaps += 1
@@ -76,7 +77,9 @@ def test_overlap_repeats_closing_sentences_without_exceeding_the_limit() -> None
 def test_passages_never_cross_sections_and_ids_are_stable() -> None:
     sections = [
         Section((), "", PROSE, 0),
-        Section(("Life", "Early life"), "Early_life", "He was born in Ulm. He grew up in Munich.", 2),
+        Section(
+            ("Life", "Early life"), "Early_life", "He was born in Ulm. He grew up in Munich.", 2
+        ),
     ]
     first = list(chunk_sections(sections, PAGE, ChunkingConfig(max_words=50)))
     second = list(chunk_sections(sections, PAGE, ChunkingConfig(max_words=50)))

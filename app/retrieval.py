@@ -1,0 +1,225 @@
+"""Hybrid retrieval over one published generation: dense (FAISS) + lexical (tantivy BM25),
+fused, filtered, capped per article, returned as passages with their per-component scores.
+
+The retriever is a plain library object shared by the HTTP service, the CLI and the
+evaluation.
+
+Usage::
+
+    >>> index = LoadedIndex.open(Path("var/index"), embedder)            # doctest: +SKIP
+    >>> retriever = HybridRetriever(index, embedder)                     # doctest: +SKIP
+    >>> hits = retriever.search(SearchRequest("Who founded the Normans?", k=5))  # doctest: +SKIP
+    >>> hits[0].passage.title, hits[0].scores                            # doctest: +SKIP
+    ('Normans', {'dense': 0.61, 'lexical': 14.2, 'fused': 0.0325})
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from indexer.dense import DenseIndex
+
+from app.fusion import DEFAULT_RRF_K, FusedHit, FusionMethod, linear, rrf
+from indexer.embedding import Embedder, ModelInfo
+from indexer.generation import Generation, IndexLayout
+from indexer.lexical import LexicalIndex
+from indexer.store import PassageRecord, PassageStore
+
+log = logging.getLogger(__name__)
+
+
+class SearchMode(StrEnum):
+    HYBRID = "hybrid"
+    DENSE = "dense"
+    LEXICAL = "lexical"
+
+
+class ModelMismatch(Exception):
+    """The index was built with another embedding model than the one configured."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalDefaults:
+    """Fusion defaults; the build records the evaluated best in the manifest."""
+
+    fusion: FusionMethod = FusionMethod.RRF
+    rrf_k: int = DEFAULT_RRF_K
+    alpha: float = 0.5
+    candidates: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    query: str
+    k: int = 10
+    mode: SearchMode = SearchMode.HYBRID
+    fusion: FusionMethod | None = None
+    wikis: tuple[str, ...] | None = None
+    languages: tuple[str, ...] | None = None
+    pages: tuple[tuple[str, int], ...] | None = None
+    max_per_article: int | None = None
+    rrf_k: int | None = None
+    alpha: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A passage and its scores: ``dense`` (cosine), ``lexical`` (BM25), ``fused``."""
+
+    passage: PassageRecord
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class LoadedIndex:
+    """One published generation opened for reading (store, FAISS index, tantivy index)."""
+
+    generation: Generation
+    store: PassageStore
+    dense: DenseIndex
+    lexical: LexicalIndex
+
+    @classmethod
+    def open(cls, index_dir: Path, model: ModelInfo | None = None) -> LoadedIndex:
+        """Open the current generation; refuse it when ``model`` differs from its model."""
+        generation = IndexLayout(index_dir).current()
+        return cls.open_generation(generation, model)
+
+    @classmethod
+    def open_generation(cls, generation: Generation, model: ModelInfo | None) -> LoadedIndex:
+        if model is not None:
+            check_model(generation.manifest, model)
+        store = PassageStore(generation.file("store.sqlite"), readonly=True)
+        dense = DenseIndex.load(generation.file("dense.faiss"))
+        lexical = LexicalIndex.open(generation.file("lexical"))
+        return cls(generation, store, dense, lexical)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.generation.manifest
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def check_model(manifest: dict[str, Any], model: ModelInfo) -> None:
+    built = manifest.get("model", {})
+    if built.get("model_id") != model.model_id or built.get("dimension") != model.dimension:
+        raise ModelMismatch(
+            f"index generation {manifest.get('generation')} was built with model "
+            f"{built.get('model_id')!r} ({built.get('dimension')} dims) but the service is "
+            f"configured with {model.model_id!r} ({model.dimension} dims); configure "
+            f"WIKIRAG_MODEL to match or rebuild the index"
+        )
+
+
+class HybridRetriever:
+    """Dense + lexical retrieval with fusion, filters and per-article caps."""
+
+    def __init__(
+        self,
+        index: LoadedIndex,
+        embedder: Embedder,
+        defaults: RetrievalDefaults | None = None,
+    ) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.defaults = defaults or defaults_from_manifest(index.manifest)
+        self._allowed = lru_cache(maxsize=64)(self._allowed_ids)
+        # Repeated queries (retries, evaluation variants, paging) skip the model.
+        self._encode_query = lru_cache(maxsize=1024)(embedder.encode_query)
+
+    def search(self, request: SearchRequest) -> list[SearchHit]:
+        if request.k < 1:
+            raise ValueError(f"k must be ≥ 1, got {request.k}")
+        cap = request.max_per_article
+        candidates = max(self.defaults.candidates, request.k * (4 if cap else 2))
+        ranked: dict[str, list[tuple[int, float]]] = {}
+        if request.mode in (SearchMode.HYBRID, SearchMode.DENSE):
+            ranked["dense"] = self._dense(request, candidates)
+        if request.mode in (SearchMode.HYBRID, SearchMode.LEXICAL):
+            ranked["lexical"] = self._lexical(request, candidates)
+        fused = self._fuse(request, ranked)
+        return self._materialise(fused, request.k, cap)
+
+    # -- components -----------------------------------------------------------------------
+
+    def _dense(self, request: SearchRequest, candidates: int) -> list[tuple[int, float]]:
+        allowed = self._allowed(request.wikis, request.languages, request.pages)
+        if allowed is not None and allowed.size == 0:
+            return []
+        vector = self._encode_query(request.query)
+        hits = self.index.dense.search(vector, candidates, allowed_ids=allowed)
+        return [(h.doc_id, h.score) for h in hits]
+
+    def _lexical(self, request: SearchRequest, candidates: int) -> list[tuple[int, float]]:
+        hits = self.index.lexical.search(
+            request.query,
+            candidates,
+            languages=request.languages,
+            wikis=request.wikis,
+            page_ids=request.pages,
+        )
+        return [(h.doc_id, h.score) for h in hits]
+
+    def _allowed_ids(
+        self,
+        wikis: tuple[str, ...] | None,
+        languages: tuple[str, ...] | None,
+        pages: tuple[tuple[str, int], ...] | None,
+    ) -> np.ndarray | None:
+        if wikis is None and languages is None and pages is None:
+            return None
+        return self.index.store.current_row_ids(wikis=wikis, languages=languages, pages=pages)
+
+    def _fuse(
+        self, request: SearchRequest, ranked: dict[str, list[tuple[int, float]]]
+    ) -> list[FusedHit]:
+        method = request.fusion or self.defaults.fusion
+        if method is FusionMethod.LINEAR:
+            alpha = self.defaults.alpha if request.alpha is None else request.alpha
+            return linear(ranked, alpha=alpha)
+        k = self.defaults.rrf_k if request.rrf_k is None else request.rrf_k
+        return rrf(ranked, k=k)
+
+    def _materialise(self, fused: Sequence[FusedHit], k: int, cap: int | None) -> list[SearchHit]:
+        results: list[SearchHit] = []
+        per_article: dict[tuple[str, int], int] = {}
+        window = 4 * k
+        for start in range(0, len(fused), window):
+            chunk = fused[start : start + window]
+            records = self.index.store.passages_by_rows([h.doc_id for h in chunk])
+            for hit in chunk:
+                record = records.get(hit.doc_id)
+                if record is None or record.revision_id != record.current_revision_id:
+                    continue  # not (or no longer) a current passage
+                article = (record.wiki, record.page_id)
+                if cap is not None and per_article.get(article, 0) >= cap:
+                    continue
+                per_article[article] = per_article.get(article, 0) + 1
+                results.append(SearchHit(record, {**hit.components, "fused": hit.score}))
+                if len(results) == k:
+                    return results
+        return results
+
+
+def defaults_from_manifest(manifest: dict[str, Any]) -> RetrievalDefaults:
+    """The fusion settings the build recorded (falls back to RRF, k = 60)."""
+    recorded = manifest.get("retrieval", {})
+    try:
+        return RetrievalDefaults(
+            fusion=FusionMethod(recorded.get("fusion", FusionMethod.RRF.value)),
+            rrf_k=int(recorded.get("rrf_k", DEFAULT_RRF_K)),
+            alpha=float(recorded.get("alpha", 0.5)),
+            candidates=int(recorded.get("candidates", 100)),
+        )
+    except ValueError:
+        log.warning("manifest has unusable retrieval defaults %r; using RRF", recorded)
+        return RetrievalDefaults()

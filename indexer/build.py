@@ -1,0 +1,352 @@
+"""The build pipeline: sources → store → embed → dense + lexical indexes → publish.
+
+``build_index`` writes a complete new generation (see :mod:`indexer.generation`) and
+publishes it with one atomic switch; a failure or a kill at any point leaves the published
+generation untouched, and the next build removes the leftovers. ``rebuild_index`` re-reads the
+sources recorded in the published manifest (or newer files), reusing the embedding cache, and
+reports what changed.
+
+Usage::
+
+    >>> report = build_index([Path("data/samples/enwiki-sample-pages-articles.xml.bz2")],
+    ...                      Path("var/index"), BuildOptions())       # doctest: +SKIP
+    >>> report.generation, report.passages, report.embedding.misses   # doctest: +SKIP
+    ('20261126T200000.123Z-ab12cd', 8123, 8123)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from indexer import __version__
+from indexer.dense import DenseIndex, default_index_factory
+from indexer.embedding import Embedder, EmbeddingCache, EmbedStats, embed_with_cache
+from indexer.generation import Generation, IndexLayout, NoPublishedIndex
+from indexer.ingest import IngestOptions, IngestReport, ingest_sources
+from indexer.lexical import LexicalDoc, LexicalIndex
+from indexer.store import PassageRecord, PassageStore
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "store.sqlite"
+DENSE_FILE = "dense.faiss"
+LEXICAL_DIR = "lexical"
+TRAIN_SAMPLE = 100_000  # vectors used to train IVF quantisers: plenty for nlist ≤ 16k
+
+
+class BuildError(Exception):
+    """The build could not produce a usable generation; nothing was published."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    """``embed_context`` selects what is embedded besides the passage text: ``"title"``,
+    ``"title_section"`` (title and section path, the default) or ``"none"``."""
+
+    ingest: IngestOptions = IngestOptions()
+    model: str | None = None
+    factory: str | None = None
+    embed_batch_size: int = 256
+    embed_context: str = "title_section"
+    keep_generations: int = 3
+    retrieval: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+
+
+@dataclass(slots=True)
+class Changes:
+    """How a generation differs from the one it replaces."""
+
+    pages_added: int = 0
+    pages_updated: int = 0
+    pages_removed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "pages_added": self.pages_added,
+            "pages_updated": self.pages_updated,
+            "pages_removed": self.pages_removed,
+        }
+
+
+@dataclass(slots=True)
+class BuildReport:
+    generation: str = ""
+    path: str = ""
+    ingest: IngestReport = field(default_factory=IngestReport)
+    passages: int = 0
+    embedding: EmbedStats = field(default_factory=EmbedStats)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    changes: Changes | None = None
+    pruned: list[str] = field(default_factory=list)
+    dense_params: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "path": self.path,
+            "ingest": self.ingest.as_dict(),
+            "passages_indexed": self.passages,
+            "embedding": self.embedding.as_dict(),
+            "stage_seconds": {k: round(v, 2) for k, v in self.stage_seconds.items()},
+            "changes": None if self.changes is None else self.changes.as_dict(),
+            "pruned": self.pruned,
+        }
+
+
+def embedding_text(record: PassageRecord, context: str) -> str:
+    """The text embedded for a passage: its words, prefixed with where it stands."""
+    if context == "none":
+        return record.text
+    if context == "title" or not record.section_path:
+        return f"{record.title}. {record.text}"
+    if context == "title_section":
+        return f"{record.title} — {' > '.join(record.section_path)}. {record.text}"
+    raise ValueError(f"unknown embed_context {context!r}; use none, title or title_section")
+
+
+def file_checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_index(
+    sources: Sequence[Path],
+    index_dir: Path,
+    options: BuildOptions = BuildOptions(),
+    *,
+    embedder: Embedder | None = None,
+) -> BuildReport:
+    """Ingest ``sources`` into a new generation, index it, and publish it atomically."""
+    layout = IndexLayout(index_dir)
+    missing = [str(s) for s in sources if not Path(s).is_file()]
+    if missing:
+        raise BuildError(f"source file(s) not found: {', '.join(missing)}")
+    if embedder is None:
+        embedder = Embedder(options.model) if options.model else Embedder()
+    report = BuildReport()
+    with layout.lock():
+        layout.cleanup_incomplete()
+        previous = _current_or_none(layout)
+        with layout.new_generation() as work:
+            store = PassageStore(work.path / STORE_FILE)
+            try:
+                started = time.perf_counter()
+                report.ingest = ingest_sources(sources, store, options.ingest)
+                report.stage_seconds["ingest"] = time.perf_counter() - started
+                _index_store(store, work.path, embedder, layout, options, report)
+                if previous is not None:
+                    report.changes = _compare(previous, store)
+                store.finalize()
+                counts = store.counts()
+            finally:
+                store.close()
+            manifest = _manifest(sources, embedder, options, report, counts)
+            generation = layout.publish(work, manifest)
+        report.generation = generation.generation
+        report.path = str(generation.path)
+        report.pruned = [p.name for p in layout.prune(options.keep_generations)]
+    return report
+
+
+def rebuild_index(
+    index_dir: Path,
+    sources: Sequence[Path] = (),
+    options: BuildOptions = BuildOptions(),
+    *,
+    embedder: Embedder | None = None,
+) -> BuildReport:
+    """Rebuild from the published manifest's sources (or the newer ``sources`` given)."""
+    current = IndexLayout(index_dir).current()
+    if not sources:
+        sources = [Path(s["path"]) for s in current.manifest.get("sources", [])]
+        if not sources:
+            raise BuildError(f"generation {current.generation} records no sources; name them")
+    return build_index(sources, index_dir, options, embedder=embedder)
+
+
+def _current_or_none(layout: IndexLayout) -> Generation | None:
+    try:
+        return layout.current()
+    except NoPublishedIndex:
+        return None
+
+
+def _index_store(
+    store: PassageStore,
+    work: Path,
+    embedder: Embedder,
+    layout: IndexLayout,
+    options: BuildOptions,
+    report: BuildReport,
+) -> None:
+    total = store.count_current_passages()
+    if total == 0:
+        raise BuildError("the sources gave no passages; nothing to index (see skipped items)")
+    dim = embedder.info.dimension
+    ids = np.lib.format.open_memmap(work / "ids.npy", mode="w+", dtype=np.int64, shape=(total,))
+    vectors = np.lib.format.open_memmap(
+        work / "vectors.npy", mode="w+", dtype=np.float32, shape=(total, dim)
+    )
+    layout.cache_dir.mkdir(parents=True, exist_ok=True)
+    lexical_seconds = 0.0
+    started = time.perf_counter()
+    with (
+        LexicalIndex.create(work / LEXICAL_DIR) as writer,
+        EmbeddingCache(layout.embedding_cache_path) as cache,
+    ):
+
+        def texts() -> Iterator[str]:
+            nonlocal lexical_seconds
+            for i, record in enumerate(store.iter_current_passages()):
+                ids[i] = record.row_id
+                t0 = time.perf_counter()
+                writer.add(_lexical_doc(record))
+                lexical_seconds += time.perf_counter() - t0
+                yield embedding_text(record, options.embed_context)
+
+        stream = embed_with_cache(
+            embedder,
+            cache,
+            texts(),
+            batch_size=options.embed_batch_size,
+            progress=options.progress,
+            stats=report.embedding,
+        )
+        row = 0
+        for batch in stream:
+            vectors[row : row + len(batch)] = batch
+            row += len(batch)
+        t0 = time.perf_counter()
+        writer.commit()
+        lexical_seconds += time.perf_counter() - t0
+    if row != total:
+        raise BuildError(f"embedded {row} passages, expected {total}")
+    report.passages = total
+    report.stage_seconds["embed"] = time.perf_counter() - started - lexical_seconds
+    report.stage_seconds["lexical_index"] = lexical_seconds
+
+    started = time.perf_counter()
+    factory = options.factory or default_index_factory(total)
+    dense = DenseIndex.build(
+        _batches(ids, vectors),
+        dim=dim,
+        factory=factory,
+        n_hint=total,
+        train_sample=_train_sample(vectors),
+    )
+    dense.save(work / DENSE_FILE)
+    report.dense_params = dict(dense.params)
+    report.stage_seconds["dense_index"] = time.perf_counter() - started
+    (work / "ids.npy").unlink()
+    (work / "vectors.npy").unlink()
+
+
+def _lexical_doc(record: PassageRecord) -> LexicalDoc:
+    return LexicalDoc(
+        doc_id=record.row_id,
+        text=record.text,
+        title=record.title,
+        section=" > ".join(record.section_path),
+        wiki=record.wiki,
+        language=record.language,
+        page_id=record.page_id,
+    )
+
+
+def _batches(
+    ids: np.ndarray, vectors: np.ndarray, size: int = 65_536
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    bar = tqdm(total=len(ids), desc="dense index", unit=" vectors", disable=len(ids) < size)
+    for start in range(0, len(ids), size):
+        yield np.asarray(ids[start : start + size]), np.asarray(vectors[start : start + size])
+        bar.update(min(size, len(ids) - start))
+    bar.close()
+
+
+def _train_sample(vectors: np.ndarray) -> np.ndarray:
+    if len(vectors) <= TRAIN_SAMPLE:
+        return np.asarray(vectors)
+    rows = np.sort(np.random.default_rng(0).choice(len(vectors), TRAIN_SAMPLE, replace=False))
+    return np.asarray(vectors[rows])
+
+
+def _compare(previous: Generation, store: PassageStore) -> Changes:
+    """Pages added, updated (new current revision) and removed relative to ``previous``."""
+    old_store = PassageStore(previous.file(STORE_FILE), readonly=True)
+    try:
+        old = dict(old_store.current_revisions())
+    finally:
+        old_store.close()
+    new = dict(store.current_revisions())
+    changes = Changes()
+    for key, revision in new.items():
+        if key not in old:
+            changes.pages_added += 1
+        elif old[key] != revision:
+            changes.pages_updated += 1
+    changes.pages_removed = sum(1 for key in old if key not in new)
+    return changes
+
+
+def _manifest(
+    sources: Sequence[Path],
+    embedder: Embedder,
+    options: BuildOptions,
+    report: BuildReport,
+    counts: dict[str, int],
+) -> dict[str, Any]:
+    info = embedder.info
+    return {
+        "schema_version": 1,
+        "wikirag_version": __version__,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "build_seconds": round(sum(report.stage_seconds.values()), 2),
+        "model": {
+            "model_id": info.model_id,
+            "dimension": info.dimension,
+            "normalized": info.normalized,
+            "max_seq_length": info.max_seq_length,
+            "embed_context": options.embed_context,
+        },
+        "dense": {"file": DENSE_FILE, **report.dense_params},
+        "lexical": {"dir": LEXICAL_DIR, "engine": "tantivy", "scoring": "BM25"},
+        "chunking": {
+            "max_words": options.ingest.chunking.max_words,
+            "overlap_words": options.ingest.chunking.overlap_words,
+        },
+        "retrieval": options.retrieval,
+        "sources": [
+            {
+                "path": str(Path(s).resolve()),
+                "size": Path(s).stat().st_size,
+                "sha256": file_checksum(Path(s)),
+            }
+            for s in sources
+        ],
+        "counts": {
+            "wikis": counts["wikis"],
+            "pages": counts["pages"],
+            "revisions": counts["revisions"],
+            "passages": counts["passages"],
+            "indexed_passages": report.passages,
+            "aliases": counts["aliases"],
+        },
+        "ingest": {
+            "skipped": dict(report.ingest.skipped),
+        },
+        "embedding": report.embedding.as_dict(),
+        "changes": None if report.changes is None else report.changes.as_dict(),
+    }

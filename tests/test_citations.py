@@ -1,0 +1,453 @@
+"""Citation lookups on a real store: every Wikipedia URL form, redirects, old revisions, and
+each error with its code, status and message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.citations import CitationError, CitationRecord, CitationResolver
+from indexer.store import PassageStore, normalize_title
+
+EINSTEIN_CURRENT = 1270870723
+EINSTEIN_OLD = 1097822042  # the realtime sample (2022)
+EINSTEIN_XML = 716825343  # the XML sample (2016)
+FR_BAKER = 222515879
+
+
+@pytest.fixture(scope="module")
+def store(sample_store: Path) -> Iterator[PassageStore]:
+    """The session store ingested from every bundled real sample, opened read-only."""
+    opened = PassageStore(sample_store, readonly=True)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="module")
+def resolver(store: PassageStore) -> CitationResolver:
+    return CitationResolver(store)
+
+
+# --------------------------------------------------------------------------- URL forms
+
+EINSTEIN_URLS = [
+    "https://en.wikipedia.org/wiki/Albert_Einstein",
+    "https://en.wikipedia.org/wiki/Albert_Einstein#Early_life",
+    "https://en.wikipedia.org/w/index.php?title=Albert_Einstein&oldid=1270870723",
+    "https://en.wikipedia.org/w/index.php?oldid=1270870723",
+    "https://en.wikipedia.org/wiki/Special:PermanentLink/1270870723",
+    "https://en.wikipedia.org/wiki/Special:Permalink/1270870723#Early_life",
+    "https://en.wikipedia.org/wiki/Special:Redirect/revision/1270870723",
+    "https://en.wikipedia.org/wiki/Albert_Einstein?oldid=1270870723",
+    "https://en.wikipedia.org/w/index.php?title=Albert_Einstein",
+    "https://en.wikipedia.org/w/index.php?title=Albert+Einstein&action=history",
+    "https://en.wikipedia.org/w/index.php?curid=736",
+    "https://en.wikipedia.org/wiki/Albert%20Einstein",
+    "https://en.wikipedia.org/wiki/Albert%5FEinstein",
+    "https://en.m.wikipedia.org/wiki/Albert_Einstein",
+    "http://en.wikipedia.org/wiki/Albert_Einstein",
+    "en.wikipedia.org/wiki/Albert_Einstein",
+    "//en.wikipedia.org/wiki/Albert_Einstein",
+    "  HTTPS://EN.WIKIPEDIA.ORG/wiki/Albert_Einstein  ",
+    "https://en.wikipedia.org/wiki/albert_einstein",  # a stored redirect (Albert einstein)
+    "https://en.wikipedia.org/wiki/Albert__Einstein_",
+    "https://en.wikipedia.org/wiki/:Albert_Einstein",
+    "https://en.wikipedia.org/wiki/Einstein",
+    "https://en.m.wikipedia.org/wiki/Einstein_(physicist)",
+    "https://en.wikipedia.org/wiki/Einstein%2C_Albert",
+]
+
+
+@pytest.mark.parametrize("url", EINSTEIN_URLS)
+def test_every_url_form_resolves_to_the_current_einstein(
+    resolver: CitationResolver, url: str
+) -> None:
+    record = resolver.by_url(url)
+    assert (record.wiki, record.page_id, record.title) == ("enwiki", 736, "Albert Einstein")
+    assert record.revision_id == EINSTEIN_CURRENT
+    assert record.is_current and record.current_revision_id == EINSTEIN_CURRENT
+    assert record == resolver.by_url(url)  # deterministic
+    base = resolver.by_revision("enwiki", EINSTEIN_CURRENT)
+    assert record.passages == base.passages
+    assert record.license == base.license
+
+
+def test_plain_url_is_the_same_record_as_the_revision(resolver: CitationResolver) -> None:
+    by_url = resolver.by_url("https://en.wikipedia.org/wiki/Albert_Einstein")
+    by_revision = resolver.by_revision("enwiki", EINSTEIN_CURRENT)
+    assert by_url == by_revision
+
+
+def test_record_fields(resolver: CitationResolver, store: PassageStore) -> None:
+    record = resolver.by_revision("enwiki", EINSTEIN_CURRENT)
+    assert record.language == "en"
+    assert record.revision_timestamp == "2025-01-21T17:03:22Z"
+    assert record.permalink == (
+        "https://en.wikipedia.org/w/index.php?title=Albert_Einstein&oldid=1270870723"
+    )
+    assert record.history_url == (
+        "https://en.wikipedia.org/w/index.php?title=Albert_Einstein&action=history"
+    )
+    assert record.article_url == "https://en.wikipedia.org/wiki/Albert_Einstein"
+    assert record.license.identifier == "CC-BY-SA-4.0"
+    assert record.license.url == "https://creativecommons.org/licenses/by-sa/4.0/"
+    assert record.attribution.url == record.permalink
+    assert record.attribution.authors_url == record.history_url
+    assert record.attribution.license == record.license
+    assert "revision 1270870723 of 21 January 2025" in record.attribution.text
+    stored = store.passages_of_revision("enwiki", EINSTEIN_CURRENT)
+    assert [p.passage_id for p in record.passages] == [p.passage_id for p in stored]
+    assert len(record.passages) > 50
+    for cited, original in zip(record.passages, stored, strict=True):
+        assert cited.text == original.text
+        assert cited.anchor == original.anchor
+        assert cited.section_path == list(original.section_path)
+        assert cited.section == " > ".join(original.section_path)
+        assert cited.url.startswith(record.permalink)
+        assert "&oldid=1270870723" in cited.url
+        if original.anchor:
+            assert "#" in cited.url and cited.url != record.permalink
+        else:
+            assert cited.url == record.permalink
+    assert record.fragment is None and record.redirected_from is None
+    again = CitationRecord.model_validate_json(record.model_dump_json())
+    assert again == record
+
+
+def test_fragment_is_noted_and_links_the_section_when_it_exists(
+    resolver: CitationResolver,
+) -> None:
+    record = resolver.by_url(
+        "https://en.wikipedia.org/wiki/Albert_Einstein#Childhood,_youth_and_education"
+    )
+    assert record.fragment == "Childhood,_youth_and_education"
+    assert record.attribution.url == (
+        "https://en.wikipedia.org/w/index.php?title=Albert_Einstein&oldid=1270870723"
+        "#Childhood,_youth_and_education"
+    )
+    missing = resolver.by_url("https://en.wikipedia.org/wiki/Albert_Einstein#Early_life")
+    assert missing.fragment == "Early_life"  # noted, though this revision has no such section
+    assert missing.attribution.url == missing.permalink
+
+
+def test_redirects_are_followed_through_stored_aliases(resolver: CitationResolver) -> None:
+    record = resolver.by_url("https://en.wikipedia.org/wiki/Einstein")
+    assert record.title == "Albert Einstein" and record.redirected_from == "Einstein"
+    lower = resolver.by_url("https://en.wikipedia.org/wiki/albert_einstein")
+    assert lower.redirected_from == "Albert einstein"
+    simple = resolver.by_url("https://simple.wikipedia.org/wiki/E%3Dmc2")
+    assert (simple.wiki, simple.title, simple.redirected_from) == (
+        "simplewiki",
+        "Albert Einstein",
+        "E=mc2",
+    )
+    french = resolver.by_url("https://fr.wikipedia.org/wiki/Josephine_Baker")
+    assert (french.wiki, french.page_id, french.redirected_from) == (
+        "frwiki",
+        27493,
+        "Josephine Baker",
+    )
+    # The English Wikipedia has its own "Josephine Baker" page (not a redirect).
+    english = resolver.by_url("https://en.wikipedia.org/wiki/Josephine_Baker")
+    assert (english.wiki, english.page_id, english.redirected_from) == ("enwiki", 255083, None)
+
+
+def test_xml_redirect_is_followed(resolver: CitationResolver, store: PassageStore) -> None:
+    # "AynRand" → "Ayn Rand" (both in the XML sample).
+    record = resolver.by_url("https://en.wikipedia.org/wiki/AynRand")
+    assert record.title == "Ayn Rand" and record.redirected_from == "AynRand"
+    assert store.find_pages("Ayn Rand", wiki="enwiki") == [("enwiki", record.page_id)]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://fr.wikipedia.org/wiki/Jos%C3%A9phine_Baker",
+        "https://fr.wikipedia.org/wiki/Joséphine_Baker",
+        "https://fr.m.wikipedia.org/wiki/jos%C3%A9phine_baker".replace("baker", "Baker"),
+        "https://fr.wikipedia.org/w/index.php?title=Jos%C3%A9phine_Baker&oldid=222515879",
+        "https://fr.wikipedia.org/wiki/Sp%C3%A9cial:Lien_permanent/222515879",
+        "fr.wikipedia.org/wiki/Jos%C3%A9phine_Baker#Jeunesse",
+    ],
+)
+def test_french_article_urls(resolver: CitationResolver, url: str) -> None:
+    record = resolver.by_url(url)
+    assert (record.wiki, record.page_id, record.title) == ("frwiki", 27493, "Joséphine Baker")
+    assert record.revision_id == FR_BAKER and record.is_current
+    assert record.language == "fr"
+    assert record.permalink == (
+        "https://fr.wikipedia.org/w/index.php?title=Jos%C3%A9phine_Baker&oldid=222515879"
+    )
+    assert record.attribution.language == "fr"
+    assert record.attribution.source == "Wikipédia, l'encyclopédie libre"
+    assert "révision 222515879 du 29 janvier 2025" in record.attribution.text
+
+
+@pytest.mark.parametrize(
+    ("url", "wiki", "title", "revision_id"),
+    [
+        ("https://de.wikipedia.org/wiki/Einstein", "dewiki", "Albert Einstein", 224705825),
+        (
+            "https://de.wikipedia.org/wiki/Spezial:Permanenter_Link/224705825",
+            "dewiki",
+            "Albert Einstein",
+            224705825,
+        ),
+        ("https://pt.wikipedia.org/wiki/Portugal", "ptwiki", "Portugal", 69455388),
+        (
+            "https://pt.m.wikipedia.org/wiki/Rep%C3%BAblica_Portuguesa",
+            "ptwiki",
+            "Portugal",
+            69455388,
+        ),
+        ("https://ru.wikipedia.org/wiki/Squirrel", "ruwiki", "Squirrel", 131059810),
+        (
+            "https://simple.wikipedia.org/wiki/Albert_Einstein",
+            "simplewiki",
+            "Albert Einstein",
+            8368147,
+        ),
+        (
+            "https://en.wikiversity.org/wiki/Albert_Einstein",
+            "enwikiversity",
+            "Albert Einstein",
+            2254003,
+        ),
+    ],
+)
+def test_other_wikis(
+    resolver: CitationResolver, url: str, wiki: str, title: str, revision_id: int
+) -> None:
+    record = resolver.by_url(url)
+    assert (record.wiki, record.title, record.revision_id) == (wiki, title, revision_id)
+    assert record.is_current
+    assert record.attribution.revision_id == revision_id
+
+
+# --------------------------------------------------------------------------- old revisions
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://en.wikipedia.org/w/index.php?title=Albert_Einstein&oldid=1097822042",
+        "https://en.wikipedia.org/w/index.php?oldid=1097822042",
+        "https://en.m.wikipedia.org/wiki/Special:PermanentLink/1097822042",
+        "https://en.wikipedia.org/wiki/Einstein?oldid=1097822042",
+    ],
+)
+def test_old_revision_resolves_and_says_it_is_not_current(
+    resolver: CitationResolver, url: str
+) -> None:
+    record = resolver.by_url(url)
+    assert record.revision_id == EINSTEIN_OLD
+    assert record.is_current is False
+    assert record.current_revision_id == EINSTEIN_CURRENT
+    assert record.license.identifier == "CC-BY-SA-3.0"
+    assert record.revision_timestamp == "2022-07-12T19:43:49Z"
+    assert record.permalink.endswith("&oldid=1097822042")
+    assert all("&oldid=1097822042" in p.url for p in record.passages)
+    assert "CC BY-SA 3.0" in record.attribution.text
+    assert record == resolver.by_revision("enwiki", EINSTEIN_OLD)
+
+
+def test_xml_revision_by_id(resolver: CitationResolver) -> None:
+    record = resolver.by_revision("enwiki", EINSTEIN_XML)
+    assert not record.is_current and record.current_revision_id == EINSTEIN_CURRENT
+    assert record.license.identifier == "CC-BY-SA-3.0"
+    assert record.revision_timestamp.startswith("2016-")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _error(resolver: CitationResolver, url: str) -> CitationError:
+    with pytest.raises(CitationError) as caught:
+        resolver.by_url(url)
+    return caught.value
+
+
+def test_unknown_wiki_lists_the_indexed_wikis(resolver: CitationResolver) -> None:
+    error = _error(resolver, "https://it.wikipedia.org/wiki/Albert_Einstein")
+    assert (error.code, error.http_status) == ("unknown-wiki", 404)
+    assert "it.wikipedia.org is not indexed" in error.message
+    for wiki in ("enwiki (en.wikipedia.org)", "frwiki (fr.wikipedia.org)", "simplewiki"):
+        assert wiki in error.message
+    assert error.details["indexed_wikis"] == [
+        "dewiki",
+        "enwiki",
+        "enwikiversity",
+        "frwiki",
+        "ptwiki",
+        "ruwiki",
+        "simplewiki",
+    ]
+    other_project = _error(resolver, "https://en.wiktionary.org/wiki/squirrel")
+    assert other_project.code == "unknown-wiki"
+    with pytest.raises(CitationError) as caught:
+        resolver.by_revision("itwiki", 1)
+    assert caught.value.code == "unknown-wiki" and "'itwiki' is not indexed" in (
+        caught.value.message
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://en.wikipedia.org/wiki/No_such_article_here", "no article titled 'No such"),
+        ("https://en.wikipedia.org/wiki/Einstein_(disambiguation)", "no article titled"),
+        ("https://fr.wikipedia.org/wiki/Albert_Einstein", "in frwiki"),
+        ("https://en.wikipedia.org/wiki/Talk:Albert_Einstein", "only articles are indexed"),
+        ("https://en.wikipedia.org/w/index.php?curid=999999999", "no page with id 999999999"),
+    ],
+)
+def test_unknown_title(resolver: CitationResolver, url: str, expected: str) -> None:
+    error = _error(resolver, url)
+    assert (error.code, error.http_status) == ("unknown-title", 404)
+    assert expected in error.message
+
+
+def test_redirect_to_a_page_that_is_not_indexed(resolver: CitationResolver) -> None:
+    error = _error(resolver, "https://en.wikipedia.org/wiki/AccessibleComputing")
+    assert error.code == "unknown-title"
+    assert "redirect (AccessibleComputing → Computer accessibility)" in error.message
+    assert "not in the index" in error.message
+    assert error.details["redirect_target"] == "Computer accessibility"
+
+
+def test_revision_not_indexed_lists_the_stored_revisions_of_the_page(
+    resolver: CitationResolver,
+) -> None:
+    error = _error(
+        resolver, "https://en.wikipedia.org/w/index.php?title=Albert_Einstein&oldid=123456"
+    )
+    assert (error.code, error.http_status) == ("revision-not-indexed", 404)
+    assert "revision 123456 of enwiki is not in the index" in error.message
+    assert "'Albert Einstein'" in error.message
+    assert "1270870723 (2025-01-21, current)" in error.message
+    assert "1097822042 (2022-07-12)" in error.message and "716825343 (2016-04-24)" in (
+        error.message
+    )
+    assert error.details["indexed_revisions"] == [EINSTEIN_XML, EINSTEIN_OLD, EINSTEIN_CURRENT]
+    # Through a redirect as well.
+    via_alias = _error(resolver, "https://en.wikipedia.org/wiki/Einstein?oldid=123456")
+    assert via_alias.details["indexed_revisions"] == error.details["indexed_revisions"]
+    # Without a title, the page is unknown.
+    bare = _error(resolver, "https://en.wikipedia.org/w/index.php?oldid=123456")
+    assert bare.code == "revision-not-indexed"
+    assert bare.message == "revision 123456 of enwiki is not in the index"
+
+
+def test_revision_not_indexed_by_revision(resolver: CitationResolver) -> None:
+    with pytest.raises(CitationError) as caught:
+        resolver.by_revision("frwiki", EINSTEIN_CURRENT)
+    error = caught.value
+    assert (error.code, error.http_status) == ("revision-not-indexed", 404)
+    assert "revision 1270870723 of frwiki is not in the index" in error.message
+    assert "indexed in enwiki" in error.message  # a likely mix-up of wikis is named
+    with pytest.raises(CitationError) as caught:
+        resolver.by_revision("enwiki", 0)
+    assert (caught.value.code, caught.value.http_status) == ("invalid-revision-id", 400)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://example.com/wiki/Albert_Einstein", "example.com is not a Wikipedia"),
+        ("https://en.wikipedia.org.evil.com/wiki/Albert_Einstein", "is not a Wikipedia"),
+        ("https://notwikipedia.org/wiki/Albert_Einstein", "is not a Wikipedia"),
+        ("ftp://en.wikipedia.org/wiki/Albert_Einstein", "uses the ftp: scheme"),
+        ("mailto:someone@en.wikipedia.org", "uses the mailto: scheme"),
+    ],
+)
+def test_not_a_wikipedia_url(resolver: CitationResolver, url: str, expected: str) -> None:
+    error = _error(resolver, url)
+    assert (error.code, error.http_status) == ("not-a-wikipedia-url", 422)
+    assert expected in error.message
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://www.wikipedia.org/", "multilingual portal"),
+        ("https://en.wikipedia.org/", "does not name an article"),
+        ("https://en.wikipedia.org/w/api.php?action=query", "does not name an article"),
+        ("https://en.wikipedia.org/wiki/", "names no article"),
+        ("https://en.wikipedia.org/w/index.php", "names no article"),
+        ("https://en.wikipedia.org/wiki/Special:Search?search=einstein", "special page"),
+        ("https://en.wikipedia.org/w/index.php?diff=1270870723&oldid=1097822042", "a diff"),
+    ],
+)
+def test_not_an_article_url(resolver: CitationResolver, url: str, expected: str) -> None:
+    error = _error(resolver, url)
+    assert (error.code, error.http_status) == ("not-an-article-url", 422)
+    assert expected in error.message
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("", "the URL is empty"),
+        ("   ", "the URL is empty"),
+        ("https://", "has no host name"),
+        ("http://[::1/wiki/X", "cannot parse"),
+        ("https://en.wikipedia.org:notaport/wiki/X", "cannot parse"),
+        ("https://en.wikipedia.org/wiki/%E9t%E9", "not UTF-8"),
+        ("https://en.wikipedia.org/w/index.php?oldid=abc", "the oldid must be a positive integer"),
+        ("https://en.wikipedia.org/w/index.php?oldid=-5", "the oldid must be a positive integer"),
+        ("https://en.wikipedia.org/wiki/Special:PermanentLink/x", "revision id must be"),
+        ("https://en.wikipedia.org/wiki/A%3Cb%3E", "never allows in titles"),
+        ("https://en.wikipedia.org/wiki/Foo%7Cbar", "never allows in titles"),
+    ],
+)
+def test_malformed_url(resolver: CitationResolver, url: str, expected: str) -> None:
+    error = _error(resolver, url)
+    assert (error.code, error.http_status) == ("malformed-url", 400)
+    assert expected in error.message
+
+
+def test_error_as_dict(resolver: CitationResolver) -> None:
+    error = _error(resolver, "https://en.wikipedia.org/wiki/No_such_article_here")
+    payload = error.as_dict()
+    assert payload["code"] == "unknown-title"
+    assert payload["message"] == error.message
+    assert payload["details"] == {"wiki": "enwiki", "title": "No such article here"}
+    assert str(error).startswith("unknown-title: ")
+
+
+# --------------------------------------------------------------------------- store reads
+
+
+def test_normalize_title() -> None:
+    assert normalize_title("albert_einstein") == "Albert einstein"
+    assert normalize_title("  Albert__Einstein\u00a0") == "Albert Einstein"
+    assert normalize_title(":éclair") == "Éclair"
+    assert normalize_title("iPhone", first_letter_case=False) == "iPhone"
+    assert normalize_title("\u200eFoo\u200f bar") == "Foo bar"
+    assert normalize_title("ßtraße") == "ßtraße"  # no two-letter upper case
+    assert normalize_title("") == ""
+
+
+def test_resolve_title_and_page(store: PassageStore) -> None:
+    resolved = store.resolve_title("enwiki", "einstein")
+    assert resolved is not None and resolved.page is not None
+    assert (resolved.title, resolved.target, resolved.redirects) == (
+        "Einstein",
+        "Albert Einstein",
+        ("Einstein",),
+    )
+    assert resolved.page.page_id == 736
+    assert resolved.page.current_revision_id == EINSTEIN_CURRENT
+    direct = store.resolve_title("frwiki", "Joséphine_Baker")
+    assert direct is not None and direct.redirects == () and direct.page is not None
+    assert direct.page.page_id == 27493
+    assert store.resolve_title("enwiki", "No such article here") is None
+    dangling = store.resolve_title("enwiki", "AccessibleComputing")
+    assert dangling is not None and dangling.page is None
+    assert dangling.target == "Computer accessibility"
+    page = store.page("frwiki", 27493)
+    assert page is not None and page.title == "Joséphine Baker" and page.namespace == 0
+    assert store.page("frwiki", 1) is None
+    assert store.page_by_title("enwiki", "Albert Einstein") == store.page("enwiki", 736)

@@ -14,6 +14,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -178,7 +179,8 @@ def ingest_revision(
         report.revisions_unchanged += 1
         return RevisionOutcome.UNCHANGED
     report.wikitext_bytes += len(raw.wikitext.encode("utf-8"))
-    sections = clean_wikitext(raw.wikitext, title=raw.title, config=options.cleaner)
+    cleaner = dataclasses.replace(options.cleaner, language=raw.site.language)
+    sections = clean_wikitext(raw.wikitext, title=raw.title, config=cleaner)
     page = PageRef(raw.wiki, raw.page_id, raw.revision_id, raw.title, raw.timestamp)
     passages = list(chunk_sections(sections, page, options.chunking))
     license, origin = options.licenses.resolve(raw)

@@ -21,13 +21,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 run: install
-	mkdir -p $(RUN_DIR)
-	$(BIN)/wikirag ingest --store $(RUN_DIR)/store.sqlite \
-	    $(SAMPLES)/enwiki-sample-pages-articles.xml.bz2 $(SAMPLES)/wme/*.tar.gz \
-	    $(SAMPLES)/wme/enwiki-realtime-sample.ndjson.gz
-	$(BIN)/wikirag ingest --store $(RUN_DIR)/store.sqlite --wiki enwiki \
-	    $(SAMPLES)/enwiki-table-markup.xml.bz2
-	$(BIN)/wikirag inspect --store $(RUN_DIR)/store.sqlite --limit 3 "Albert Einstein" --wiki enwiki
+	$(BIN)/wikirag build --index $(RUN_DIR)/index --wiki enwiki \
+	    $(SAMPLES)/enwiki-sample-pages-articles.xml.bz2 $(SAMPLES)/enwiki-table-markup.xml.bz2 \
+	    $(SAMPLES)/wme/*.tar.gz $(SAMPLES)/wme/enwiki-realtime-sample.ndjson.gz
+	$(BIN)/wikirag search --index $(RUN_DIR)/index -k 3 \
+	    "When did Einstein receive the Nobel Prize in Physics?"
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -301,21 +301,13 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _open_retriever(settings: Settings) -> Any:
-    from app.retrieval import HybridRetriever, LoadedIndex, RetrievalDefaults
+    from app.reloader import retrieval_defaults
+    from app.retrieval import HybridRetriever, LoadedIndex
     from indexer.embedding import Embedder
 
     embedder = Embedder(settings.model) if settings.model else Embedder()
     index = LoadedIndex.open(settings.index_dir, embedder.info)
-    from app.fusion import FusionMethod
-
-    recorded = index.manifest.get("retrieval", {})
-    defaults = RetrievalDefaults(
-        fusion=FusionMethod(recorded.get("fusion", settings.fusion)),
-        rrf_k=int(recorded.get("rrf_k", settings.rrf_k)),
-        alpha=float(recorded.get("alpha", settings.alpha)),
-        candidates=settings.candidates,
-    )
-    return HybridRetriever(index, embedder, defaults)
+    return HybridRetriever(index, embedder, retrieval_defaults(index.manifest, settings))
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
@@ -411,6 +403,171 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
             f"{s['top20']:>6.3f} {s['mrr20']:>6.3f}"
         )
     return EXIT_OK
+
+
+# -- serve / keys -------------------------------------------------------------------------
+
+
+SERVE_SETTING_NAMES = (
+    "index_dir", "model", "host", "port", "workers", "open_access", "reload_poll_seconds",
+    "max_query_chars", "rate_limit_per_minute", "keys_db",
+)  # fmt: skip
+
+
+def _serve_settings(args: argparse.Namespace) -> Settings:
+    if not getattr(args, "open_access", False):
+        args.open_access = None  # the flag only turns it on; the environment may too
+    return _settings(args, SERVE_SETTING_NAMES)
+
+
+def _export_settings(args: argparse.Namespace) -> None:
+    """Hand the flags to worker processes, which build their Settings from WIKIRAG_*."""
+    import os
+
+    for name in SERVE_SETTING_NAMES:
+        value = getattr(args, name, None)
+        if value is not None:
+            os.environ[f"WIKIRAG_{name.upper()}"] = str(value)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    import uvicorn
+
+    from app.api.main import configure_logging, create_app
+
+    configure_logging()
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": False,  # the service writes its own JSON access log
+        "log_config": None,
+        "timeout_graceful_shutdown": 30,
+    }
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
+    # handler that was there before it: these note it, so that the command exits 0 after a
+    # SIGTERM and 130 after Ctrl-C instead of dying by the signal.
+    received: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        if settings.workers > 1:
+            _export_settings(args)
+            uvicorn.run(
+                "app.api.main:create_app_from_env",
+                factory=True,
+                workers=settings.workers,
+                **common,
+            )
+        else:
+            uvicorn.run(lambda: create_app(settings), factory=True, **common)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return EXIT_INTERRUPTED if signal.SIGINT in received else EXIT_OK
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from app.security import KeyNotFound, KeyStore
+
+    keys = KeyStore(settings.keys_db_path())
+    if args.keys_command == "create":
+        try:
+            record, raw = keys.create(args.name, admin=args.admin, rate_limit=args.rate_limit)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        if args.json:
+            print(json.dumps({**record.as_dict(), "key": raw}, indent=2))
+        else:
+            print(f"key id:     {record.key_id}")
+            print(f"name:       {record.name}")
+            print(f"admin:      {'yes' if record.admin else 'no'}")
+            limit = record.rate_limit
+            print(f"rate limit: {'default' if limit is None else f'{limit}/min'}")
+            print(f"key:        {raw}")
+            print("This key is shown only now; store it safely. Send it as "
+                  "'Authorization: Bearer <key>'.")  # fmt: skip
+        return EXIT_OK
+    if args.keys_command == "revoke":
+        try:
+            record = keys.revoke(args.key_id)
+        except KeyNotFound as exc:
+            raise CommandError(str(exc)) from exc
+        print(f"revoked {record.key_id} ({record.name}) at {record.revoked_at}")
+        return EXIT_OK
+    records = keys.list()
+    if args.json:
+        print(json.dumps([r.as_dict() for r in records], indent=2))
+        return EXIT_OK
+    if not records:
+        print(f"no API keys in {keys.path}")
+        return EXIT_OK
+    print(f"{'key id':<14} {'name':<24} {'admin':<5} {'limit':<7} {'created':<20} revoked")
+    for r in records:
+        shown = "default" if r.rate_limit is None else str(r.rate_limit)
+        print(
+            f"{r.key_id:<14} {r.name[:24]:<24} {'yes' if r.admin else 'no':<5} {shown:<7} "
+            f"{r.created_at:<20} {r.revoked_at or '-'}"
+        )
+    return EXIT_OK
+
+
+def _keys_settings(args: argparse.Namespace) -> Settings:
+    return _settings(args, ("index_dir", "keys_db"))
+
+
+def _add_serve_parsers(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP query service",
+        description="Serve search, passages, citations and index status over HTTP (OpenAPI at "
+        "/openapi.json, docs at /docs). The service follows the index: a newly published "
+        "generation is picked up within --reload-poll-seconds, on SIGHUP, or on POST "
+        "/v1/admin/reload. Requests need an API key (`wikirag keys create`) unless "
+        "--open-access.",
+    )
+    serve.add_argument("--index", dest="index_dir", type=Path, help="index directory")
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--model", help="embedding model (must match the index)")
+    serve.add_argument(
+        "--open-access",
+        action="store_true",
+        help="serve requests without an API key, with admin rights (local use only)",
+    )
+    serve.add_argument(
+        "--reload-poll-seconds", type=float, help="symlink poll interval (0: off; default 2)"
+    )
+    serve.add_argument("--max-query-chars", type=int, help="longest query (default 1000)")
+    serve.add_argument(
+        "--rate-limit-per-minute", type=int, help="default per-key limit (0: none; default 600)"
+    )
+    serve.add_argument("--keys-db", type=Path, help="API keys database")
+    serve.set_defaults(handler=cmd_serve, settings_from=_serve_settings)
+
+    keys = commands.add_parser(
+        "keys",
+        help="create, revoke and list API keys",
+        description="Manage the service's API keys (stored hashed in <index>/keys.sqlite or "
+        "--keys-db). A new key is printed once and cannot be shown again.",
+    )
+    keys.add_argument("--index", dest="index_dir", type=Path, help="index directory")
+    keys.add_argument("--keys-db", type=Path, help="API keys database")
+    keys_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    create = keys_commands.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True, help="who or what uses the key")
+    create.add_argument("--admin", action="store_true", help="allow the admin routes")
+    create.add_argument("--rate-limit", type=int, help="requests per minute (default: service's)")
+    create.add_argument("--json", action="store_true", help="print the key as JSON")
+    revoke = keys_commands.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the key's id (see `keys list`)")
+    listing = keys_commands.add_parser("list", help="list keys (never the keys themselves)")
+    listing.add_argument("--json", action="store_true", help="print as JSON")
+    keys.set_defaults(handler=cmd_keys, settings_from=_keys_settings)
 
 
 # -- parser -------------------------------------------------------------------------------
@@ -534,6 +691,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_retrieval_flags(evaluate)
     evaluate.set_defaults(handler=cmd_eval, settings_from=_build_settings_plain)
+    _add_serve_parsers(commands)
     return parser
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from indexer.dense import DenseIndex
 
 from app.fusion import DEFAULT_RRF_K, FusedHit, FusionMethod, linear, rrf
+from indexer.dense import DenseIndex
 from indexer.embedding import Embedder, ModelInfo
 from indexer.generation import Generation, IndexLayout
 from indexer.lexical import LexicalIndex
@@ -47,11 +47,12 @@ class ModelMismatch(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RetrievalDefaults:
-    """Fusion defaults; the build records the evaluated best in the manifest."""
+    """Fusion defaults; the build records them in the manifest. Linear fusion with α = 0.45
+    (dense weight) beat RRF at every k on the SQuAD dev evaluation (benchmarks/RESULTS.md)."""
 
-    fusion: FusionMethod = FusionMethod.RRF
+    fusion: FusionMethod = FusionMethod.LINEAR
     rrf_k: int = DEFAULT_RRF_K
-    alpha: float = 0.5
+    alpha: float = 0.45
     candidates: int = 100
 
 
@@ -210,16 +211,22 @@ class HybridRetriever:
         return results
 
 
-def defaults_from_manifest(manifest: dict[str, Any]) -> RetrievalDefaults:
-    """The fusion settings the build recorded (falls back to RRF, k = 60)."""
-    recorded = manifest.get("retrieval", {})
+def defaults_from_manifest(
+    manifest: dict[str, Any],
+    fallback: RetrievalDefaults | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RetrievalDefaults:
+    """Fusion settings: explicit ``overrides`` first, then what the build recorded in the
+    manifest, then ``fallback`` (the evaluated default: linear fusion, α = 0.45)."""
+    fallback = fallback or RetrievalDefaults()
+    recorded = {**(manifest.get("retrieval") or {}), **(overrides or {})}
     try:
         return RetrievalDefaults(
-            fusion=FusionMethod(recorded.get("fusion", FusionMethod.RRF.value)),
-            rrf_k=int(recorded.get("rrf_k", DEFAULT_RRF_K)),
-            alpha=float(recorded.get("alpha", 0.5)),
-            candidates=int(recorded.get("candidates", 100)),
+            fusion=FusionMethod(recorded.get("fusion", fallback.fusion)),
+            rrf_k=int(recorded.get("rrf_k", fallback.rrf_k)),
+            alpha=float(recorded.get("alpha", fallback.alpha)),
+            candidates=int(recorded.get("candidates", fallback.candidates)),
         )
-    except ValueError:
-        log.warning("manifest has unusable retrieval defaults %r; using RRF", recorded)
-        return RetrievalDefaults()
+    except (TypeError, ValueError):
+        log.warning("unusable retrieval defaults %r; using %r", recorded, fallback)
+        return fallback

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.build import BuildOptions
@@ -55,10 +55,67 @@ class Settings(BaseSettings):
     keep_generations: int = Field(default=3, ge=1, description="published generations kept")
 
     # -- retrieval --------------------------------------------------------------------------
-    fusion: Literal["rrf", "linear"] = "rrf"
+    # Defaults measured on the SQuAD dev set (benchmarks/RESULTS.md): linear beat RRF at every k.
+    fusion: Literal["rrf", "linear"] = "linear"
     rrf_k: int = Field(default=60, ge=0)
-    alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="dense weight (linear)")
+    alpha: float = Field(default=0.45, ge=0.0, le=1.0, description="dense weight (linear)")
     candidates: int = Field(default=100, ge=1, le=10_000, description="per component")
+
+    # -- service (``wikirag serve``) ---------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="address the HTTP service binds to")
+    port: int = Field(default=8000, ge=0, le=65535, description="HTTP port (0: any free one)")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="uvicorn worker processes; each loads the model and the index, and keeps "
+        "its own rate-limit buckets and metrics",
+    )
+    open_access: bool = Field(
+        default=False,
+        description="serve without API keys (local use only): requests without a key get "
+        "admin rights; logged as a warning at start-up",
+    )
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="a bootstrap admin API key accepted besides the keys database (≥ 16 "
+        "characters); prefer `wikirag keys create --admin`",
+    )
+    keys_db: Path | None = Field(
+        default=None, description="SQLite database of API keys; default <index_dir>/keys.sqlite"
+    )
+    max_query_chars: int = Field(default=1000, ge=1, le=20_000, description="longest query")
+    max_body_bytes: int = Field(
+        default=65_536, ge=1024, description="largest request body (413 beyond it)"
+    )
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="default requests per minute per API key (token bucket; 0: unlimited); "
+        "a key's own limit overrides it",
+    )
+    reload_poll_seconds: float = Field(
+        default=2.0,
+        ge=0.0,
+        description="how often the service checks the `current` symlink for a newly published "
+        "generation (0: only on SIGHUP or POST /v1/admin/reload)",
+    )
+    reload_grace_seconds: float = Field(
+        default=30.0,
+        ge=0.0,
+        description="how long a replaced generation stays open for requests still using it",
+    )
+
+    @field_validator("admin_key")
+    @classmethod
+    def _strong_admin_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < 16:
+            raise ValueError("the admin key must be at least 16 characters long")
+        return key
+
+    def keys_db_path(self) -> Path:
+        """The API keys database: ``keys_db``, or ``keys.sqlite`` in the index directory."""
+        return self.keys_db if self.keys_db is not None else self.index_dir / "keys.sqlite"
 
     @field_validator("license_rules")
     @classmethod

@@ -1,12 +1,15 @@
 """Sections → passages: citable slices of at most N words that never cross a section.
 
 A section's clean text is cut at sentence boundaries into passages of at most
-``max_words`` words (default 100, as in DPR). The number of passages a section needs is
-fixed first (``ceil(words / max_words)``) and sentences are then packed towards an equal
-share each, so a 130-word section becomes two passages of about 65 words rather than 100 + 30:
-short tails retrieve badly and quote badly. A sentence longer than ``max_words`` is cut
-at word boundaries. Every passage records ``start``/``end`` offsets into its section's
-text, and its text is exactly ``section.text[start:end]``.
+``max_words`` words (default 100, as in DPR), one paragraph at a time: a passage does not
+cross a paragraph break, except that a paragraph shorter than ``min_words`` joins a neighbour
+when both fit (paragraphs are the units Wikipedia's authors wrote, and passages aligned with
+them retrieve better: measured in ``benchmarks/RESULTS.md``). The number of passages a
+paragraph needs is fixed first (``ceil(words / max_words)``) and sentences are then packed
+towards an equal share each, so a 130-word paragraph becomes two passages of about 65 words
+rather than 100 + 30: short tails retrieve badly and quote badly. A sentence longer than
+``max_words`` is cut at word boundaries. Every passage records ``start``/``end`` offsets
+into its section's text, and its text is exactly ``section.text[start:end]``.
 
 Usage::
 
@@ -30,16 +33,19 @@ DEFAULT_MAX_WORDS = 100
 _WORD = re.compile(r"\S+")
 # A sentence ends at . ! ? … (optionally followed by closing quotes/brackets) before
 # whitespace, or at a line break. CJK full stops end a sentence without a space.
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n")
 _SENTENCE_END = re.compile(r"(?:[.!?…]['\"”’»)\]]*(?=\s)|[。！？]|\n)")
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkingConfig:
     """``max_words``: hard upper bound per passage; ``overlap_words``: words of the previous
-    passage's closing sentences repeated at the start of the next (0 = none)."""
+    passage's closing sentences repeated at the start of the next (0 = none);
+    ``min_words``: a paragraph shorter than this joins a neighbour when both fit."""
 
     max_words: int = DEFAULT_MAX_WORDS
     overlap_words: int = 0
+    min_words: int = 30
 
     def __post_init__(self) -> None:
         if self.max_words < 1:
@@ -105,11 +111,43 @@ def split_section(text: str, config: ChunkingConfig = ChunkingConfig()) -> list[
             units.extend(_split_long(text, sentence, config.max_words))
         else:
             units.append(sentence)
-    total = sum(u.words for u in units)
+    groups: list[list[_Span]] = []
+    for block in _paragraph_blocks(text, units, config):
+        groups.extend(_pack(block, config))
+    return [(g[0].start, g[-1].end) for g in groups if g]
+
+
+def _paragraph_blocks(text: str, units: list[_Span], config: ChunkingConfig) -> list[list[_Span]]:
+    """Sentences grouped by paragraph; a paragraph shorter than ``min_words`` joins its
+    neighbour when both fit in one passage (a one-line paragraph retrieves badly alone)."""
+    blocks: list[list[_Span]] = []
+    for unit in units:
+        if blocks and not _PARAGRAPH_BREAK.search(text, blocks[-1][-1].end, unit.start):
+            blocks[-1].append(unit)
+        else:
+            blocks.append([unit])
+    merged: list[list[_Span]] = []
+    for block in blocks:
+        if merged:
+            before, here = _words_in(merged[-1]), _words_in(block)
+            short = min(before, here) < config.min_words
+            if short and before + here <= config.max_words:
+                merged[-1] = merged[-1] + block
+                continue
+        merged.append(block)
+    return merged
+
+
+def _words_in(units: list[_Span]) -> int:
+    return sum(u.words for u in units)
+
+
+def _pack(units: list[_Span], config: ChunkingConfig) -> list[list[_Span]]:
+    """Pack one paragraph's sentences into ``ceil(words / max_words)`` balanced groups."""
+    total = _words_in(units)
     if total == 0:
         return []
     target = total / math.ceil(total / config.max_words)
-
     groups: list[list[_Span]] = [[]]
     words_in_group = 0
     for unit in units:
@@ -121,13 +159,13 @@ def split_section(text: str, config: ChunkingConfig = ChunkingConfig()) -> list[
         )
         if groups[-1] and (over_max or past_target):
             groups.append(_overlap(groups[-1], config.overlap_words))
-            words_in_group = sum(u.words for u in groups[-1])
+            words_in_group = _words_in(groups[-1])
             if words_in_group + unit.words > config.max_words:
                 groups[-1] = []
                 words_in_group = 0
         groups[-1].append(unit)
         words_in_group += unit.words
-    return [(g[0].start, g[-1].end) for g in groups if g]
+    return groups
 
 
 def _overlap(previous: list[_Span], overlap_words: int) -> list[_Span]:

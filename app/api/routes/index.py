@@ -1,0 +1,42 @@
+"""``GET /v1/index``: the served generation's manifest and counts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter
+
+from app.api.deps import PrincipalDep, ServingDep
+from app.api.schemas import IndexResponse, WikiInfo, error_responses
+
+router = APIRouter(prefix="/v1", tags=["index"])
+
+
+@router.get(
+    "/index",
+    response_model=IndexResponse,
+    summary="Describe the served index",
+    responses=error_responses(401, 429, 503),
+)
+def describe_index(principal: PrincipalDep, serving: ServingDep) -> IndexResponse:
+    """Generation id, model, counts (wikis, pages, revisions, passages, indexed passages),
+    the indexed wikis and languages, and the full manifest."""
+    manifest = serving.index.manifest
+    counts = manifest.get("counts", {})
+    return IndexResponse(
+        generation=serving.name,
+        built_at=manifest.get("built_at"),
+        loaded_at=serving.loaded_at,
+        model=dict(manifest.get("model", {})),
+        counts={str(k): int(v) for k, v in counts.items() if isinstance(v, int)},
+        wikis=[
+            WikiInfo(wiki=s.wiki, language=s.language, base_url=s.base_url, sitename=s.sitename)
+            for s in sorted(serving.sites.values(), key=lambda s: s.wiki)
+        ],
+        languages=sorted(serving.languages),
+        retrieval={
+            k: (v.value if hasattr(v, "value") else v)
+            for k, v in asdict(serving.retriever.defaults).items()
+        },
+        manifest=manifest,
+    )

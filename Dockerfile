@@ -20,5 +20,8 @@ RUN useradd --system --uid 10001 --home /nonexistent wikirag \
     && mkdir /index && chown wikirag /index
 USER wikirag
 VOLUME ["/index"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4).status != 200)"
 ENTRYPOINT ["wikirag"]
-CMD ["--help"]
+CMD ["serve", "--index", "/index", "--host", "0.0.0.0", "--port", "8000"]

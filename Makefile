@@ -7,8 +7,10 @@ TORCH_SPEC ?= torch==2.13.0
 SAMPLES := data/samples
 RUN_DIR ?= var/samples
 PYTEST_ARGS ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
-.PHONY: install run test lint typecheck clean
+.PHONY: install run test lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +28,8 @@ run: install
 	    $(SAMPLES)/wme/*.tar.gz $(SAMPLES)/wme/enwiki-realtime-sample.ndjson.gz
 	$(BIN)/wikirag search --index $(RUN_DIR)/index -k 3 \
 	    "When did Einstein receive the Nobel Prize in Physics?"
+	@echo "serving on http://$(HOST):$(PORT) (open access, local use only; Ctrl-C stops)"
+	$(BIN)/wikirag serve --index $(RUN_DIR)/index --host $(HOST) --port $(PORT) --open-access
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -36,6 +40,12 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+
+# Benchmarks write benchmarks/results/*.json and sections of benchmarks/RESULTS.md (minutes).
+bench: install
+	$(BIN)/python -m benchmarks.ingest_bench
+	$(BIN)/python -m benchmarks.build_bench
+	$(BIN)/python -m benchmarks.query_bench
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Benchmarks of wikirag (not tests): see ``benchmarks/README.md``."""

@@ -43,6 +43,7 @@ __all__ = [
     "CitationRecord",
     "CitationResolver",
     "CitedPassage",
+    "SupersededBy",
 ]
 
 # Hosts of Wikimedia projects: a URL there is a wiki we could index but may not have.
@@ -125,6 +126,8 @@ class CitationError(Exception):
         "unknown-wiki": 404,
         "unknown-title": 404,
         "revision-not-indexed": 404,
+        "revision-deleted": 410,
+        "revision-hidden": 410,
     }
 
     def __init__(self, code: str, message: str, **details: object) -> None:
@@ -150,6 +153,13 @@ class CitedPassage(BaseModel):
     text: str
 
 
+class SupersededBy(BaseModel):
+    """The page's current revision, when it is newer than the one cited."""
+
+    revision_id: int
+    url: str = Field(description="Permanent link to the current revision")
+
+
 class CitationRecord(BaseModel):
     """A cited revision as stored: where it is, its license and attribution, whether it is
     still the page's current revision, and its passages.
@@ -171,6 +181,9 @@ class CitationRecord(BaseModel):
     attribution: Attribution
     is_current: bool
     current_revision_id: int | None
+    superseded_by: SupersededBy | None = Field(
+        default=None, description="The page's current revision, when newer than this one"
+    )
     passages: list[CitedPassage]
     fragment: str | None = None
     redirected_from: str | None = None
@@ -260,6 +273,17 @@ class CitationResolver:
         fragment: str | None = None,
         redirected_from: str | None = None,
     ) -> CitationRecord:
+        suppressed = self.store.revision_suppression(site.wiki, revision.revision_id)
+        if suppressed is not None:
+            # Suppressed content is never served, not even to cite it.
+            raise CitationError(
+                f"revision-{suppressed}",
+                f"revision {revision.revision_id} of {site.wiki} is no longer available: "
+                + ("its page was deleted" if suppressed == "deleted" else "its text was hidden"),
+                wiki=site.wiki,
+                revision_id=revision.revision_id,
+                reason=suppressed,
+            )
         page = self.store.page(site.wiki, revision.page_id)
         current = page.current_revision_id if page is not None else None
         passages = self.store.passages_of_revision(site.wiki, revision.revision_id)
@@ -286,6 +310,14 @@ class CitationResolver:
             attribution=attribution,
             is_current=current == revision.revision_id,
             current_revision_id=current,
+            superseded_by=(
+                SupersededBy(
+                    revision_id=current,
+                    url=revision_url(base, page.title if page else revision.title, current),
+                )
+                if current is not None and current != revision.revision_id
+                else None
+            ),
             passages=[
                 CitedPassage(
                     passage_id=p.passage_id,

@@ -220,6 +220,26 @@ class Reloader:
             self._on_swap(serving)
         return ReloadOutcome(True, serving.name, prev_name, seconds)
 
+    def refresh_updates(self) -> bool:
+        """Make incremental updates of the served generation visible (its tantivy searcher
+        and delta dense index are reloaded when its ``updates.json`` version changed)."""
+        serving = self._current
+        if serving is None:
+            return False
+        try:
+            changed = serving.index.refresh_updates()
+        except Exception as exc:  # a half-visible update must not take the service down
+            log.error("could not load the updates of %s: %s", serving.name, exc)
+            return False
+        if changed:
+            serving.retriever.invalidate()
+            log.info(
+                "generation %s: incremental update %d now served",
+                serving.name,
+                serving.index.updates_version,
+            )
+        return changed
+
     def reap(self, *, now: float | None = None) -> int:
         """Close replaced generations whose grace period is over; returns how many."""
         moment = time.monotonic() if now is None else now

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
@@ -86,6 +87,8 @@ class LoadedIndex:
     store: PassageStore
     dense: DenseIndex
     lexical: LexicalIndex
+    delta: DenseIndex | None = None  # vectors written by incremental updates
+    updates_version: int = 0
 
     @classmethod
     def open(cls, index_dir: Path, model: ModelInfo | None = None) -> LoadedIndex:
@@ -100,7 +103,26 @@ class LoadedIndex:
         store = PassageStore(generation.file("store.sqlite"), readonly=True)
         dense = DenseIndex.load(generation.file("dense.faiss"))
         lexical = LexicalIndex.open(generation.file("lexical"))
-        return cls(generation, store, dense, lexical)
+        loaded = cls(generation, store, dense, lexical)
+        loaded.refresh_updates()
+        return loaded
+
+    def refresh_updates(self) -> bool:
+        """Pick up incremental updates (:mod:`indexer.update`): when the generation's
+        ``updates.json`` version changed, reload the tantivy searcher and the delta dense
+        index. The store needs nothing (SQLite readers see each committed transaction).
+        Returns whether anything was reloaded."""
+        from indexer.update import DELTA_FILE, read_version
+
+        version = read_version(self.generation.path)
+        if version == self.updates_version:
+            return False
+        delta_path = self.generation.file(DELTA_FILE)
+        delta = DenseIndex.load(delta_path, mmap=False) if delta_path.is_file() else None
+        self.lexical.reload()
+        self.delta = delta
+        self.updates_version = version
+        return True
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -108,6 +130,19 @@ class LoadedIndex:
 
     def close(self) -> None:
         self.store.close()
+
+
+def serving_embedder(model: str | None, threads: int) -> Embedder:
+    """The embedder of a query service, with FAISS's OpenMP pool set to the same size.
+
+    One query at a time gains nothing from many threads, and on a busy machine a query's
+    threads wait on each other: at 1 M passages, hybrid p50 went from 254 ms with 2 threads
+    to 47 ms with 1 (benchmarks/RESULTS.md). Builds keep every core.
+    """
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+    return Embedder(model, threads=threads) if model else Embedder(threads=threads)
 
 
 def check_model(manifest: dict[str, Any], model: ModelInfo) -> None:
@@ -136,6 +171,11 @@ class HybridRetriever:
         self._allowed = lru_cache(maxsize=64)(self._allowed_ids)
         # Repeated queries (retries, evaluation variants, paging) skip the model.
         self._encode_query = lru_cache(maxsize=1024)(embedder.encode_query)
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wikirag-lexical")
+
+    def invalidate(self) -> None:
+        """Forget cached filter results (the store changed under an incremental update)."""
+        self._allowed.cache_clear()
 
     def search(self, request: SearchRequest) -> list[SearchHit]:
         if request.k < 1:
@@ -143,9 +183,14 @@ class HybridRetriever:
         cap = request.max_per_article
         candidates = max(self.defaults.candidates, request.k * (4 if cap else 2))
         ranked: dict[str, list[tuple[int, float]]] = {}
-        if request.mode in (SearchMode.HYBRID, SearchMode.DENSE):
+        if request.mode is SearchMode.HYBRID:
+            # tantivy releases the GIL: its search runs while the query is being embedded.
+            lexical = self._pool.submit(self._lexical, request, candidates)
             ranked["dense"] = self._dense(request, candidates)
-        if request.mode in (SearchMode.HYBRID, SearchMode.LEXICAL):
+            ranked["lexical"] = lexical.result()
+        elif request.mode is SearchMode.DENSE:
+            ranked["dense"] = self._dense(request, candidates)
+        else:
             ranked["lexical"] = self._lexical(request, candidates)
         fused = self._fuse(request, ranked)
         return self._materialise(fused, request.k, cap)
@@ -157,8 +202,21 @@ class HybridRetriever:
         if allowed is not None and allowed.size == 0:
             return []
         vector = self._encode_query(request.query)
-        hits = self.index.dense.search(vector, candidates, allowed_ids=allowed)
-        return [(h.doc_id, h.score) for h in hits]
+        delta = self.index.delta
+        if delta is None or delta.ntotal == 0:
+            hits = self.index.dense.search(vector, candidates, allowed_ids=allowed)
+            return [(h.doc_id, h.score) for h in hits]
+        # Updated pages: the main index still holds their superseded passages (dropped at
+        # materialisation), so over-fetch it by the delta's size and merge by passage id.
+        extra = min(delta.ntotal, 4 * candidates)
+        best: dict[int, float] = {}
+        for hit in [
+            *self.index.dense.search(vector, candidates + extra, allowed_ids=allowed),
+            *delta.search(vector, candidates, allowed_ids=allowed),
+        ]:
+            if hit.score > best.get(hit.doc_id, float("-inf")):
+                best[hit.doc_id] = hit.score
+        return sorted(best.items(), key=lambda item: -item[1])
 
     def _lexical(self, request: SearchRequest, candidates: int) -> list[tuple[int, float]]:
         hits = self.index.lexical.search(
@@ -201,6 +259,8 @@ class HybridRetriever:
                 record = records.get(hit.doc_id)
                 if record is None or record.revision_id != record.current_revision_id:
                     continue  # not (or no longer) a current passage
+                if record.suppressed is not None:
+                    continue  # deleted page or hidden revision
                 article = (record.wiki, record.page_id)
                 if cap is not None and per_article.get(article, 0) >= cap:
                     continue

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,19 +29,18 @@ import numpy as np
 from tqdm import tqdm
 
 from indexer import __version__
-from indexer.dense import DenseIndex, default_index_factory
+from indexer.dense import DenseIndex, default_index_factory, train_size
 from indexer.embedding import Embedder, EmbeddingCache, EmbedStats, embed_with_cache
 from indexer.generation import Generation, IndexLayout, NoPublishedIndex
 from indexer.ingest import IngestOptions, IngestReport, ingest_sources
 from indexer.lexical import LexicalDoc, LexicalIndex
-from indexer.store import PassageRecord, PassageStore
+from indexer.store import PassageRecord, PassageStore, StoreError
 
 log = logging.getLogger(__name__)
 
 STORE_FILE = "store.sqlite"
 DENSE_FILE = "dense.faiss"
 LEXICAL_DIR = "lexical"
-TRAIN_SAMPLE = 100_000  # vectors used to train IVF quantisers: plenty for nlist ≤ 16k
 
 
 class BuildError(Exception):
@@ -89,6 +89,7 @@ class BuildReport:
     changes: Changes | None = None
     pruned: list[str] = field(default_factory=list)
     dense_params: dict[str, Any] = field(default_factory=dict)
+    updates: dict[str, Any] | None = None  # recorded update sources replayed by a rebuild
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +101,7 @@ class BuildReport:
             "stage_seconds": {k: round(v, 2) for k, v in self.stage_seconds.items()},
             "changes": None if self.changes is None else self.changes.as_dict(),
             "pruned": self.pruned,
+            "updates": self.updates,
         }
 
 
@@ -128,8 +130,12 @@ def build_index(
     options: BuildOptions = BuildOptions(),
     *,
     embedder: Embedder | None = None,
+    before_publish: Callable[[Path, Embedder, BuildReport], None] | None = None,
 ) -> BuildReport:
-    """Ingest ``sources`` into a new generation, index it, and publish it atomically."""
+    """Ingest ``sources`` into a new generation, index it, and publish it atomically.
+
+    ``before_publish(work_dir, embedder, report)`` runs on the complete work directory just
+    before it is finalized and published (a rebuild replays incremental updates there)."""
     layout = IndexLayout(index_dir)
     missing = [str(s) for s in sources if not Path(s).is_file()]
     if missing:
@@ -147,6 +153,8 @@ def build_index(
                 report.ingest = ingest_sources(sources, store, options.ingest)
                 report.stage_seconds["ingest"] = time.perf_counter() - started
                 _index_store(store, work.path, embedder, layout, options, report)
+                if before_publish is not None:
+                    before_publish(work.path, embedder, report)
                 if previous is not None:
                     report.changes = _compare(previous, store)
                 store.finalize()
@@ -169,12 +177,53 @@ def rebuild_index(
     embedder: Embedder | None = None,
 ) -> BuildReport:
     """Rebuild from the published manifest's sources (or the newer ``sources`` given)."""
-    current = IndexLayout(index_dir).current()
+    layout = IndexLayout(index_dir)
+    current = layout.current()
     if not sources:
         sources = [Path(s["path"]) for s in current.manifest.get("sources", [])]
         if not sources:
             raise BuildError(f"generation {current.generation} records no sources; name them")
-    return build_index(sources, index_dir, options, embedder=embedder)
+    replay, lost = _recorded_updates(current)
+    if not replay and not lost:
+        return build_index(sources, index_dir, options, embedder=embedder)
+
+    def carry_forward(work: Path, used: Embedder, report: BuildReport) -> None:
+        # Revisions, deletions and hidden revisions that `wikirag update` applied to the
+        # current generation are replayed from their recorded sources (the embedding cache
+        # makes this cheap); sources that cannot be re-read (stdin, removed files) are listed.
+        from indexer.update import UpdateOptions, apply_to_generation
+
+        applied = apply_to_generation(
+            work,
+            replay,
+            cache_path=layout.embedding_cache_path,
+            embedder=used,
+            embed_context=options.embed_context,
+            options=UpdateOptions(ingest=options.ingest, embed_batch_size=options.embed_batch_size),
+        )
+        report.updates = {"replayed": replay, "not_replayable": lost, **applied.as_dict()}
+        if lost:
+            log.warning("update sources that cannot be replayed: %s", ", ".join(lost))
+
+    return build_index(sources, index_dir, options, embedder=embedder, before_publish=carry_forward)
+
+
+def _recorded_updates(generation: Generation) -> tuple[list[str], list[str]]:
+    """Update sources applied to ``generation``: those that can be re-read, and the others."""
+    path = generation.file(STORE_FILE)
+    if not path.is_file():
+        return [], []
+    try:
+        store = PassageStore(path, readonly=True)
+    except StoreError:  # an older store, without the updates table
+        return [], []
+    try:
+        recorded = store.update_sources()
+    finally:
+        store.close()
+    replay = [p for _, p, _ in recorded if p is not None and Path(p).is_file()]
+    lost = [p or s for s, p, _ in recorded if p is None or not Path(p).is_file()]
+    return replay, lost
 
 
 def _current_or_none(layout: IndexLayout) -> Generation | None:
@@ -245,7 +294,7 @@ def _index_store(
         dim=dim,
         factory=factory,
         n_hint=total,
-        train_sample=_train_sample(vectors),
+        train_sample=_train_sample(vectors, factory),
     )
     dense.save(work / DENSE_FILE)
     report.dense_params = dict(dense.params)
@@ -276,11 +325,19 @@ def _batches(
     bar.close()
 
 
-def _train_sample(vectors: np.ndarray) -> np.ndarray:
-    if len(vectors) <= TRAIN_SAMPLE:
+def _train_sample(vectors: np.ndarray, factory: str) -> np.ndarray:
+    """A fixed random sample big enough to train the factory's quantiser (64 per list)."""
+    nlist = _nlist(factory)
+    wanted = train_size(nlist) if nlist else len(vectors)
+    if len(vectors) <= wanted:
         return np.asarray(vectors)
-    rows = np.sort(np.random.default_rng(0).choice(len(vectors), TRAIN_SAMPLE, replace=False))
+    rows = np.sort(np.random.default_rng(0).choice(len(vectors), wanted, replace=False))
     return np.asarray(vectors[rows])
+
+
+def _nlist(factory: str) -> int:
+    match = re.search(r"IVF(\d+)", factory)
+    return int(match.group(1)) if match else 0
 
 
 def _compare(previous: Generation, store: PassageStore) -> Changes:

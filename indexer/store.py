@@ -102,8 +102,26 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (wiki, title)
     );
     """,
+    # 2: incremental updates (indexer/update.py): deleted pages, hidden revisions, and the
+    # position reached in each update source.
+    """
+    ALTER TABLE pages ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
+    ALTER TABLE pages ADD COLUMN deleted_at_revision INTEGER;
+    ALTER TABLE revisions ADD COLUMN visibility TEXT NOT NULL DEFAULT 'visible';
+    CREATE TABLE update_checkpoints (
+        source TEXT PRIMARY KEY,
+        path TEXT,
+        position INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+
+PAGE_ACTIVE = "active"
+PAGE_DELETED = "deleted"
+REVISION_VISIBLE = "visible"
+REVISION_HIDDEN = "hidden"
 
 
 class StoreError(Exception):
@@ -140,6 +158,18 @@ class PassageRecord:
     license: License
     editor: str | None
     current_revision_id: int | None
+    page_status: str = PAGE_ACTIVE
+    visibility: str = REVISION_VISIBLE
+
+    @property
+    def suppressed(self) -> str | None:
+        """Why this passage must not be served: ``"deleted"`` (its page was deleted),
+        ``"hidden"`` (its revision's text was hidden), or None."""
+        if self.page_status == PAGE_DELETED:
+            return "deleted"
+        if self.visibility != REVISION_VISIBLE:
+            return "hidden"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +247,8 @@ _PASSAGE_SELECT = """
     SELECT p.id, p.passage_id, p.wiki, w.language, w.base_url, w.sitename, p.page_id,
            r.title, p.revision_id, r.timestamp, s.path, s.anchor, p.section_ordinal,
            p.ordinal, p.start_offset, p.end_offset, p.text, r.license_name,
-           r.license_identifier, r.license_url, r.editor, pg.current_revision_id
+           r.license_identifier, r.license_url, r.editor, pg.current_revision_id,
+           pg.status, r.visibility
     FROM passages p
     JOIN revisions r ON r.wiki = p.wiki AND r.revision_id = p.revision_id
     JOIN sections s ON s.wiki = p.wiki AND s.revision_id = p.revision_id
@@ -251,6 +282,8 @@ def _passage_from_row(row: tuple[Any, ...]) -> PassageRecord:
         lic_url,
         editor,
         current,
+        status,
+        visibility,
     ) = tuple(row)
     return PassageRecord(
         row_id=int(row_id),
@@ -273,6 +306,8 @@ def _passage_from_row(row: tuple[Any, ...]) -> PassageRecord:
         license=License(name=str(lic_name), identifier=str(lic_id), url=str(lic_url)),
         editor=None if editor is None else str(editor),
         current_revision_id=None if current is None else int(current),
+        page_status=str(status),
+        visibility=str(visibility),
     )
 
 
@@ -649,7 +684,7 @@ class PassageStore:
         pages: Sequence[tuple[str, int]] | None = None,
     ) -> np.ndarray:
         """Row ids of current passages matching all given filters (int64, sorted)."""
-        clauses = ["p.revision_id = pg.current_revision_id"]
+        clauses = ["p.revision_id = pg.current_revision_id", "pg.status = 'active'"]
         args: list[object] = []
         if wikis is not None:
             clauses.append(f"p.wiki IN ({','.join('?' * len(wikis))})")
@@ -665,6 +700,8 @@ class PassageStore:
         rows = self._conn().execute(
             "SELECT p.id FROM passages p JOIN pages pg ON pg.wiki = p.wiki "
             "AND pg.page_id = p.page_id JOIN wikis w ON w.wiki = p.wiki "
+            "JOIN revisions r ON r.wiki = p.wiki AND r.revision_id = p.revision_id "
+            "AND r.visibility = 'visible' "
             f"WHERE {' AND '.join(clauses)} ORDER BY p.id",
             args,
         )
@@ -755,6 +792,144 @@ class PassageStore:
             fragment = section or fragment
             if current in redirects or len(redirects) > max_redirects:
                 return ResolvedTitle(asked, current, None, tuple(redirects), fragment)
+
+    # -- incremental updates (indexer/update.py) ---------------------------------------
+
+    def searchable_revision(self, wiki: str, page_id: int) -> int | None:
+        """The revision of the page that search serves: its current revision when the page
+        is active and that revision visible, else None."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT pg.current_revision_id FROM pages pg JOIN revisions r "
+                "ON r.wiki = pg.wiki AND r.revision_id = pg.current_revision_id "
+                "WHERE pg.wiki = ? AND pg.page_id = ? AND pg.status = 'active' "
+                "AND r.visibility = 'visible'",
+                (wiki, page_id),
+            )
+            .fetchone()
+        )
+        return None if row is None or row[0] is None else int(row[0])
+
+    def page_status(self, wiki: str, page_id: int) -> tuple[str, int | None] | None:
+        """``(status, deleted_at_revision)`` of a stored page, or None."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT status, deleted_at_revision FROM pages WHERE wiki = ? AND page_id = ?",
+                (wiki, page_id),
+            )
+            .fetchone()
+        )
+        return None if row is None else (str(row[0]), None if row[1] is None else int(row[1]))
+
+    def delete_page(self, wiki: str, page_id: int, revision_id: int | None = None) -> bool:
+        """Mark a page deleted (its revisions stay stored but are no longer served). The
+        deletion covers revisions up to ``revision_id`` (default: the highest stored); a
+        later update with a higher revision restores the page. False if the page is unknown.
+        """
+        conn = self._conn()
+        cursor = conn.execute(
+            "UPDATE pages SET status = 'deleted', deleted_at_revision = MAX("
+            "COALESCE(deleted_at_revision, 0), COALESCE(?, current_revision_id, 0)) "
+            "WHERE wiki = ? AND page_id = ?",
+            (revision_id, wiki, page_id),
+        )
+        return cursor.rowcount > 0
+
+    def restore_if_newer(self, wiki: str, page_id: int) -> None:
+        """Reactivate a deleted page whose current revision is newer than its deletion."""
+        self._conn().execute(
+            "UPDATE pages SET status = 'active', deleted_at_revision = NULL "
+            "WHERE wiki = ? AND page_id = ? AND status = 'deleted' "
+            "AND current_revision_id > COALESCE(deleted_at_revision, 0)",
+            (wiki, page_id),
+        )
+
+    def set_revision_visibility(self, wiki: str, revision_id: int, visibility: str) -> int | None:
+        """Hide or show a stored revision's text; returns its page id, None if unknown."""
+        if visibility not in (REVISION_VISIBLE, REVISION_HIDDEN):
+            raise ValueError(f"visibility must be visible or hidden, not {visibility!r}")
+        conn = self._conn()
+        row = conn.execute(
+            "SELECT page_id FROM revisions WHERE wiki = ? AND revision_id = ?",
+            (wiki, revision_id),
+        ).fetchone()
+        if row is None:
+            return None
+        conn.execute(
+            "UPDATE revisions SET visibility = ? WHERE wiki = ? AND revision_id = ?",
+            (visibility, wiki, revision_id),
+        )
+        return int(row[0])
+
+    def revision_suppression(self, wiki: str, revision_id: int) -> str | None:
+        """``"deleted"`` / ``"hidden"`` when a stored revision must not be served, else None."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT pg.status, r.visibility FROM revisions r JOIN pages pg "
+                "ON pg.wiki = r.wiki AND pg.page_id = r.page_id "
+                "WHERE r.wiki = ? AND r.revision_id = ?",
+                (wiki, revision_id),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        if row[0] == PAGE_DELETED:
+            return "deleted"
+        return "hidden" if row[1] != REVISION_VISIBLE else None
+
+    def page_row_ids(self, wiki: str, page_id: int) -> list[int]:
+        """Row ids of every stored passage of a page, all revisions."""
+        rows = self._conn().execute(
+            "SELECT id FROM passages WHERE wiki = ? AND page_id = ? ORDER BY id", (wiki, page_id)
+        )
+        return [int(r[0]) for r in rows]
+
+    def searchable_rows(self, row_ids: Sequence[int]) -> set[int]:
+        """Which of ``row_ids`` are passages that search may serve now."""
+        found: set[int] = set()
+        ids = list(row_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn().execute(
+                "SELECT p.id FROM passages p JOIN pages pg ON pg.wiki = p.wiki "
+                "AND pg.page_id = p.page_id JOIN revisions r ON r.wiki = p.wiki "
+                "AND r.revision_id = p.revision_id WHERE p.revision_id = pg.current_revision_id "
+                f"AND pg.status = 'active' AND r.visibility = 'visible' AND p.id IN ({marks})",
+                chunk,
+            )
+            found.update(int(r[0]) for r in rows)
+        return found
+
+    def checkpoint(self, source: str) -> int:
+        """How many events of update source ``source`` are applied (0 when none)."""
+        row = (
+            self._conn()
+            .execute("SELECT position FROM update_checkpoints WHERE source = ?", (source,))
+            .fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    def set_checkpoint(self, source: str, position: int, path: str | None) -> None:
+        """Record the position reached in ``source`` (inside the batch's transaction)."""
+        self._conn().execute(
+            "INSERT INTO update_checkpoints (source, path, position, updated_at) "
+            "VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT (source) "
+            "DO UPDATE SET position = excluded.position, path = excluded.path, "
+            "updated_at = excluded.updated_at",
+            (source, path, position),
+        )
+
+    def update_sources(self) -> list[tuple[str, str | None, int]]:
+        """``(source, path, position)`` of every update source applied, oldest first."""
+        rows = self._conn().execute(
+            "SELECT source, path, position FROM update_checkpoints ORDER BY updated_at, source"
+        )
+        return [(str(s), None if p is None else str(p), int(n)) for s, p, n in rows]
 
     def integrity_check(self) -> str:
         return str(self._conn().execute("PRAGMA integrity_check").fetchone()[0])

@@ -69,6 +69,7 @@ _DESCRIPTIONS = {
     409: "A rebuild is already running",
     413: "Request body too large",
     422: "Invalid request (the message names the field and the rule)",
+    410: "The page was deleted or the revision's text hidden: its content is not served",
     429: "Rate limit exceeded; see Retry-After",
     503: "No index generation is loaded yet",
 }
@@ -190,9 +191,19 @@ class SearchResponse(BaseModel):
 # -- passages -----------------------------------------------------------------------------
 
 
+class SupersededBy(BaseModel):
+    """The page's current revision, when it is newer than the one cited."""
+
+    revision_id: int
+    url: str = Field(description="Permanent link to the current revision")
+
+
 class PassageResponse(PassageFields):
     is_current: bool = Field(description="Whether the passage belongs to the current revision")
     current_revision_id: int | None = Field(description="The page's current revision")
+    superseded_by: SupersededBy | None = Field(
+        default=None, description="The current revision, when this passage's is older"
+    )
     generation: str
 
 

@@ -16,7 +16,7 @@ from app.citations import CitationRecord
 
 router = APIRouter(prefix="/v1", tags=["citations"])
 
-_ERRORS = error_responses(400, 401, 404, 422, 429, 503)
+_ERRORS = error_responses(400, 401, 404, 410, 422, 429, 503)
 
 
 @router.get(

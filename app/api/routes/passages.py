@@ -10,6 +10,7 @@ from app.api.deps import PrincipalDep, ServicesDep, ServingDep
 from app.api.routes.search import passage_fields
 from app.api.schemas import ApiError, PassageResponse, error_responses
 from indexer.models import parse_passage_id
+from indexer.urls import revision_url
 
 router = APIRouter(prefix="/v1", tags=["passages"])
 
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["passages"])
     "/passages/{passage_id}",
     response_model=PassageResponse,
     summary="Get a passage",
-    responses=error_responses(400, 401, 404, 422, 429, 503),
+    responses=error_responses(400, 401, 404, 410, 422, 429, 503),
 )
 def get_passage(
     passage_id: Annotated[
@@ -57,12 +58,34 @@ def get_passage(
             f"no passage {passage_id!r} in generation {serving.name}",
             passage_id=passage_id,
         )
+    if record.suppressed is not None:
+        # Suppressed content is never served, not even to cite it.
+        raise ApiError(
+            410,
+            f"revision-{record.suppressed}",
+            f"passage {passage_id!r} is no longer available: "
+            + (
+                "its page was deleted"
+                if record.suppressed == "deleted"
+                else "its revision's text was hidden"
+            ),
+            passage_id=passage_id,
+            reason=record.suppressed,
+        )
     services.metrics.passages.labels(route="/v1/passages/{passage_id}").inc()
+    current = record.current_revision_id
+    superseded = None
+    if current is not None and current != record.revision_id:
+        superseded = {
+            "revision_id": current,
+            "url": revision_url(record.base_url, record.title, current),
+        }
     return PassageResponse.model_validate(
         {
             **passage_fields(record),
-            "is_current": record.revision_id == record.current_revision_id,
-            "current_revision_id": record.current_revision_id,
+            "is_current": record.revision_id == current,
+            "current_revision_id": current,
+            "superseded_by": superseded,
             "generation": serving.name,
         }
     )

@@ -9,7 +9,8 @@ RUN /opt/wikirag/bin/pip install torch==2.13.0 --index-url https://download.pyto
 COPY pyproject.toml README.md ./
 COPY indexer ./indexer
 COPY app ./app
-RUN /opt/wikirag/bin/pip install .
+# the mcp extra: `wikirag mcp` (the MCP server) works in the image too
+RUN /opt/wikirag/bin/pip install ".[mcp]"
 
 FROM python:3.11-slim
 ENV PATH=/opt/wikirag/bin:$PATH HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
@@ -22,6 +23,6 @@ USER wikirag
 VOLUME ["/index"]
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4).status != 200)"
+    CMD ["python", "-c", "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4).status != 200)"]
 ENTRYPOINT ["wikirag"]
 CMD ["serve", "--index", "/index", "--host", "0.0.0.0", "--port", "8000"]

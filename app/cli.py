@@ -297,15 +297,90 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_SKIPPED if report.ingest.skipped_total else EXIT_OK
 
 
+# -- update -------------------------------------------------------------------------------
+
+
+def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
+    from indexer.update import UpdateOptions, apply_updates
+
+    options = UpdateOptions(
+        ingest=settings.ingest_options(),
+        batch=settings.update_batch,
+        embed_batch_size=settings.embed_batch_size,
+        model=settings.model,
+    )
+    try:
+        report = apply_updates(settings.index_dir, [str(s) for s in args.sources], options)
+    except KeyboardInterrupt:
+        print(
+            "interrupted: committed batches are kept (and checkpointed); rerun to resume",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    summary = report.as_dict()
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        print(
+            f"events {summary['events']}: pages added {report.pages_added}, updated "
+            f"{report.pages_updated}, deleted {report.pages_deleted}; revisions older than "
+            f"current {report.revisions_older}, unchanged {report.revisions_unchanged}, "
+            f"hidden {report.revisions_hidden}, shown {report.revisions_shown}; "
+            f"pages re-indexed {report.pages_reindexed} ({report.passages_indexed} passages, "
+            f"{report.embedding.misses} embedded); {report.batches} batch(es), "
+            f"{report.seconds:.2f}s"
+        )
+        if report.resumed_from:
+            print(f"resumed from checkpoints: {report.resumed_from}")
+        for item in summary["unknown"]["items"]:
+            print(f"  unknown: {item['location']}: {item['event']}: {item['detail']}")
+        for skipped in report.skipped_items:
+            print(f"  skipped: {skipped.location}: {skipped.reason}: {skipped.detail}")
+    return EXIT_SKIPPED if report.skipped_total else EXIT_OK
+
+
+def _update_settings(args: argparse.Namespace) -> Settings:
+    settings = _ingest_settings(args)
+    overrides = {
+        n: getattr(args, n) for n in ("index_dir", "model", "update_batch") if getattr(args, n)
+    }
+    return settings.model_copy(update=overrides) if overrides else settings
+
+
+def _add_update_parser(commands: Any) -> None:
+    update = commands.add_parser(
+        "update",
+        help="apply Wikimedia Enterprise article events to the published index",
+        description="Apply article events (NDJSON, .ndjson.gz, or '-' for a Realtime-API "
+        "stream on stdin; event.type update, delete or visibility-change; an object "
+        "without event is an update) or a newer export (every article an update) to the "
+        "published generation in place: only the changed pages are re-cut, only new "
+        "passage texts embedded. Each batch commits atomically with its checkpoint; a rerun "
+        "resumes after it. The service sees the change within WIKIRAG_UPDATE_POLL_SECONDS.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    update.add_argument("sources", nargs="+", metavar="SOURCE", help="event files, or -")
+    update.add_argument(
+        "--index", dest="index_dir", type=Path, help="index directory (default var/index)"
+    )
+    update.add_argument("--model", help="embedding model (must match the index)")
+    update.add_argument(
+        "--batch", dest="update_batch", type=int, help="events per transaction (default 100)"
+    )
+    update.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_ingest_flags(update)
+    update.set_defaults(handler=cmd_update, settings_from=_update_settings)
+
+
 # -- search / eval ------------------------------------------------------------------------
 
 
 def _open_retriever(settings: Settings) -> Any:
     from app.reloader import retrieval_defaults
-    from app.retrieval import HybridRetriever, LoadedIndex
-    from indexer.embedding import Embedder
+    from app.retrieval import HybridRetriever, LoadedIndex, serving_embedder
 
-    embedder = Embedder(settings.model) if settings.model else Embedder()
+    embedder = serving_embedder(settings.model, settings.query_threads)
     index = LoadedIndex.open(settings.index_dir, embedder.info)
     return HybridRetriever(index, embedder, retrieval_defaults(index.manifest, settings))
 
@@ -692,6 +767,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retrieval_flags(evaluate)
     evaluate.set_defaults(handler=cmd_eval, settings_from=_build_settings_plain)
     _add_serve_parsers(commands)
+    _add_update_parser(commands)
+    from app.attribute_cli import add_attribute_parsers
+
+    add_attribute_parsers(commands)
+    from app.mcp_cli import add_mcp_parser
+
+    add_mcp_parser(commands)
     return parser
 
 
@@ -715,6 +797,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from indexer.generation import IndexError_
     from indexer.sources.open import SourceError
     from indexer.store import StoreError
+    from indexer.update import UpdateError
 
     try:
         settings_from: Callable[[argparse.Namespace], Settings] = getattr(
@@ -733,6 +816,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         BuildError,
         IndexError_,
         ModelMismatch,
+        UpdateError,
         ValueError,
         OSError,
     ) as exc:

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=60, ge=0)
     alpha: float = Field(default=0.45, ge=0.0, le=1.0, description="dense weight (linear)")
     candidates: int = Field(default=100, ge=1, le=10_000, description="per component")
+    query_threads: int = Field(
+        default=1, ge=1, le=64, description="threads per query (query embedding and FAISS)"
+    )
 
     # -- service (``wikirag serve``) ---------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="address the HTTP service binds to")
@@ -85,6 +88,12 @@ class Settings(BaseSettings):
         default=None, description="SQLite database of API keys; default <index_dir>/keys.sqlite"
     )
     max_query_chars: int = Field(default=1000, ge=1, le=20_000, description="longest query")
+    max_answer_chars: int = Field(
+        default=5000,
+        ge=1,
+        le=100_000,
+        description="longest answer POST /v1/attribute and `wikirag attribute` accept",
+    )
     max_body_bytes: int = Field(
         default=65_536, ge=1024, description="largest request body (413 beyond it)"
     )
@@ -104,6 +113,17 @@ class Settings(BaseSettings):
         default=30.0,
         ge=0.0,
         description="how long a replaced generation stays open for requests still using it",
+    )
+
+    # -- incremental updates (``wikirag update``) ------------------------------------------
+    update_poll_seconds: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="how often the service checks the served generation for incremental "
+        "updates (updates.json); an update is searchable within this delay (0: never)",
+    )
+    update_batch: int = Field(
+        default=100, ge=1, description="events per update transaction (and checkpoint)"
     )
 
     @field_validator("admin_key")

@@ -34,10 +34,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.deps import Services
 from app.api.metrics import Metrics, ObservabilityMiddleware, request_info
-from app.api.routes import admin, citations, health, index, passages, search
+from app.api.routes import admin, attribute, citations, health, index, passages, search
 from app.api.schemas import ApiError, ErrorBody, ErrorResponse
 from app.citations import CitationError
 from app.reloader import JobManager, Reloader
+from app.retrieval import serving_embedder
 from app.security import KeyStore, RateLimiter
 from app.settings import Settings
 from indexer import __version__
@@ -230,6 +231,16 @@ async def _maintain(services: Services, interval: float, poll: bool) -> None:
             log.exception("index reload check failed")
 
 
+async def _watch_updates(services: Services, interval: float) -> None:
+    """Poll the served generation's ``updates.json`` (incremental updates, indexer.update)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await asyncio.to_thread(services.reloader.refresh_updates)
+        except Exception:  # never let the loop die
+            log.exception("update check failed")
+
+
 def _install_sighup(services: Services, tasks: set[asyncio.Task[None]]) -> Callable[[], None]:
     """Reload on SIGHUP (main thread only); returns the function that removes the handler."""
     loop = asyncio.get_running_loop()
@@ -279,7 +290,7 @@ def _lifespan(
                 "OPEN ACCESS: requests without an API key are served, with admin rights; "
                 "use this only on a trusted machine (unset WIKIRAG_OPEN_ACCESS / --open-access)"
             )
-        model = embedder or (Embedder(settings.model) if settings.model else Embedder())
+        model = embedder or serving_embedder(settings.model, settings.query_threads)
         await asyncio.to_thread(model.load)
         reloader = Reloader(settings.index_dir, model, settings, on_swap=metrics.set_generation)
         services = Services(
@@ -298,6 +309,11 @@ def _lifespan(
         interval = settings.reload_poll_seconds if poll else 1.0
         tasks: set[asyncio.Task[None]] = set()
         maintainer = asyncio.create_task(_maintain(services, interval, poll))
+        watchers = (
+            [asyncio.create_task(_watch_updates(services, settings.update_poll_seconds))]
+            if settings.update_poll_seconds > 0
+            else []
+        )
         remove_sighup = _install_sighup(services, tasks)
         log.info(
             "wikirag service started: index %s, %s",
@@ -309,7 +325,9 @@ def _lifespan(
         finally:
             remove_sighup()
             maintainer.cancel()
-            for task in [maintainer, *tasks]:
+            for watcher in watchers:
+                watcher.cancel()
+            for task in [maintainer, *watchers, *tasks]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             active = services.jobs.active()
@@ -366,9 +384,12 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for module in (search, passages, citations, index, admin, health):
+    for module in (search, attribute, passages, citations, index, admin, health):
         app.include_router(module.router)
     app.openapi = _openapi(app, settings)  # type: ignore[method-assign]
+    from app.web_site import mount_web
+
+    mount_web(app)  # the web page at /
     return app
 
 

@@ -236,16 +236,21 @@ class Embedder:
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def encode_query(self, text: str) -> FloatArray:
-        """Embed one query → float32 vector ``(dim,)`` (one forward pass, no batching)."""
+        """Embed one query → float32 vector ``(dim,)``: one forward pass through the model's
+        modules, without ``encode``'s batching machinery (which walks every submodule on each
+        call: 16.0 → 13.7 ms CPU per query for MiniLM here, same vectors to 1e-7)."""
+        import torch
+
         model = self.load()
-        out = model.encode(
-            [text],
-            batch_size=1,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-        )
-        return np.ascontiguousarray(out[0], dtype=np.float32)
+        with torch.inference_mode():
+            prepare = getattr(model, "preprocess", None) or model.tokenize
+            features = {
+                k: v.to(model.device) if isinstance(v, torch.Tensor) else v
+                for k, v in prepare([text]).items()
+            }
+            vector = model.forward(features)["sentence_embedding"][0]
+            vector = torch.nn.functional.normalize(vector, p=2, dim=0)
+        return np.ascontiguousarray(vector.cpu().numpy(), dtype=np.float32)
 
 
 class EmbeddingCache:

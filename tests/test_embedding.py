@@ -76,6 +76,16 @@ def test_encode_shape_norm_determinism(embedder: Embedder) -> None:
     assert embedder.encode([]).shape == (0, 384)
 
 
+def test_query_fast_path_gives_the_same_vectors_as_encode(embedder: Embedder) -> None:
+    queries = ["When did Einstein receive the Nobel Prize?", "x", "Qui était Joséphine Baker ?",
+               "word " * 400]  # fmt: skip
+    batch = embedder.encode(queries)
+    for row, query in zip(batch, queries, strict=True):
+        single = embedder.encode_query(query)
+        assert single.dtype == np.float32 and single.shape == (384,)
+        assert np.allclose(single, row, atol=1e-5)
+
+
 def test_paraphrase_closer_than_unrelated(embedder: Embedder) -> None:
     a, para, other = embedder.encode(
         [

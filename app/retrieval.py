@@ -31,7 +31,7 @@ from indexer.dense import DenseIndex
 from indexer.embedding import Embedder, ModelInfo
 from indexer.generation import Generation, IndexLayout
 from indexer.lexical import LexicalIndex
-from indexer.store import PassageRecord, PassageStore
+from indexer.store import PassageRecord, PassageStore, StoreOutdated
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class LoadedIndex:
     def open_generation(cls, generation: Generation, model: ModelInfo | None) -> LoadedIndex:
         if model is not None:
             check_model(generation.manifest, model)
-        store = PassageStore(generation.file("store.sqlite"), readonly=True)
+        store = open_store_for_reading(generation.file("store.sqlite"))
         dense = DenseIndex.load(generation.file("dense.faiss"))
         lexical = LexicalIndex.open(generation.file("lexical"))
         loaded = cls(generation, store, dense, lexical)
@@ -130,6 +130,20 @@ class LoadedIndex:
 
     def close(self) -> None:
         self.store.close()
+
+
+def open_store_for_reading(path: Path) -> PassageStore:
+    """Open a generation's store read-only, first migrating an older schema in place.
+
+    Migrations only add tables and columns, so a generation built by an older wikirag stays
+    servable after an upgrade (this needs write access to its directory once).
+    """
+    try:
+        return PassageStore(path, readonly=True)
+    except StoreOutdated:
+        log.info("migrating %s to the current store schema", path)
+        PassageStore(path).close()
+        return PassageStore(path, readonly=True)
 
 
 def serving_embedder(model: str | None, threads: int) -> Embedder:

@@ -128,6 +128,10 @@ class StoreError(Exception):
     """The store file is unusable (newer schema, not a wikirag store, read-only…)."""
 
 
+class StoreOutdated(StoreError):
+    """The store has an older schema; opening it read-write migrates it (additively)."""
+
+
 class RevisionOutcome(Enum):
     ADDED = "added"
     UNCHANGED = "unchanged"  # this revision is already stored
@@ -364,7 +368,7 @@ class PassageStore:
                 f"understands ({SCHEMA_VERSION}); upgrade wikirag"
             )
         if version < SCHEMA_VERSION:
-            raise StoreError(
+            raise StoreOutdated(
                 f"{self.path} has store schema {version}; open it once read-write "
                 f"(e.g. `wikirag ingest`) to migrate it to {SCHEMA_VERSION}"
             )

@@ -278,3 +278,22 @@ def test_an_interrupted_ingest_leaves_no_half_written_page(tmp_path: Path, sig: 
     # the next run completes the job
     ingest_sources([ENWIKI_XML], store, QUIET)
     assert store.counts()["revisions"] == 106
+
+
+def test_a_store_with_an_older_schema_is_migrated_before_serving(tmp_path: Path) -> None:
+    from app.retrieval import open_store_for_reading
+    from indexer.store import MIGRATIONS, SCHEMA_VERSION, StoreOutdated
+
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    if SCHEMA_VERSION > 1:
+        with pytest.raises(StoreOutdated, match="schema 1"):
+            PassageStore(path, readonly=True)
+    store = open_store_for_reading(path)
+    assert store.counts()["passages"] == 0
+    (version,) = _conn(path).execute("PRAGMA user_version").fetchone()
+    assert version == SCHEMA_VERSION

@@ -371,6 +371,55 @@ def _add_update_parser(commands: Any) -> None:
     update.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_ingest_flags(update)
     update.set_defaults(handler=cmd_update, settings_from=_update_settings)
+    _add_prune_parser(commands)
+
+
+# -- retention ----------------------------------------------------------------------------
+
+
+def cmd_prune_revisions(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from indexer.generation import IndexLayout
+    from indexer.store import PassageStore
+
+    days = args.keep_days or settings.revision_retention_days
+    if days is None:
+        raise CommandError(
+            "revision retention is off; give --keep-days N or set "
+            "WIKIRAG_REVISION_RETENTION_DAYS to prune superseded revisions"
+        )
+    cutoff = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    layout = IndexLayout(settings.index_dir)
+    with layout.lock():
+        store = PassageStore(layout.current().file("store.sqlite"))
+        try:
+            with store.transaction():
+                pruned = store.prune_superseded_revisions(cutoff)
+        finally:
+            store.close()
+    print(f"pruned {len(pruned)} superseded revision(s) saved before {cutoff}")
+    for wiki, revision in pruned:
+        print(f"  {wiki} {revision}")
+    return EXIT_OK
+
+
+def _add_prune_parser(commands: Any) -> None:
+    prune = commands.add_parser(
+        "prune-revisions",
+        help="retention: delete superseded revisions older than N days",
+        description="Delete revisions that are no longer current and were saved more than N "
+        "days ago, with their passages, from the published generation's store. Current "
+        "revisions are never pruned. Off unless asked: by default every revision ever "
+        "indexed stays citable.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    prune.add_argument("--index", dest="index_dir", type=Path, help="index directory")
+    prune.add_argument(
+        "--keep-days", type=int, help="keep superseded revisions saved within this many days"
+    )
+    prune.set_defaults(handler=cmd_prune_revisions, settings_from=_build_settings_plain)
 
 
 # -- search / eval ------------------------------------------------------------------------

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=60, ge=0)
     alpha: float = Field(default=0.45, ge=0.0, le=1.0, description="dense weight (linear)")
     candidates: int = Field(default=100, ge=1, le=10_000, description="per component")
+    revision_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="`wikirag prune-revisions` deletes superseded revisions older than this "
+        "many days (off by default: every revision ever indexed stays citable)",
+    )
     query_threads: int = Field(
         default=1, ge=1, le=64, description="threads per query (query embedding and FAISS)"
     )

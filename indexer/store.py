@@ -523,6 +523,30 @@ class PassageStore:
             (wiki, revision_id),
         )
 
+    def prune_superseded_revisions(self, saved_before: str) -> list[tuple[str, int]]:
+        """Retention: delete revisions that are no longer current and were saved before
+        ``saved_before`` (ISO 8601 UTC), with their sections and passages. Current revisions
+        are never pruned. Call inside a transaction; returns ``(wiki, revision_id)`` pruned.
+
+        Off by default (see ``Settings.revision_retention_days``): every revision ever
+        indexed stays citable unless an operator opts in.
+        """
+        rows = (
+            self._conn()
+            .execute(
+                "SELECT r.wiki, r.revision_id FROM revisions r JOIN pages p "
+                "ON p.wiki = r.wiki AND p.page_id = r.page_id "
+                "WHERE r.revision_id != p.current_revision_id AND r.timestamp < ? "
+                "ORDER BY r.wiki, r.revision_id",
+                (saved_before,),
+            )
+            .fetchall()
+        )
+        pruned = [(str(wiki), int(revision)) for wiki, revision in rows]
+        for wiki, revision in pruned:
+            self._delete_revision(wiki, revision)
+        return pruned
+
     def add_alias(self, site: SiteInfo, title: str, target_title: str, namespace: int) -> bool:
         """Record that ``title`` redirects to ``target_title``; False if already known."""
         self.upsert_wiki(site)

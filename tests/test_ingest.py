@@ -297,3 +297,26 @@ def test_a_store_with_an_older_schema_is_migrated_before_serving(tmp_path: Path)
     assert store.counts()["passages"] == 0
     (version,) = _conn(path).execute("PRAGMA user_version").fetchone()
     assert version == SCHEMA_VERSION
+
+
+def test_retention_prunes_only_superseded_revisions_older_than_the_cutoff(
+    tmp_path: Path,
+) -> None:
+    enwiki = next(p for p in WME_SNAPSHOTS if p.name.startswith("enwiki"))
+    store = PassageStore(tmp_path / "s.sqlite")
+    ingest_sources([REALTIME, enwiki], store, QUIET)
+    assert [r.revision_id for r in store.revisions_of("enwiki", 736)] == [1097822042, 1270870723]
+    with store.transaction():
+        assert store.prune_superseded_revisions("2000-01-01T00:00:00Z") == []
+    with store.transaction():
+        pruned = store.prune_superseded_revisions("2030-01-01T00:00:00Z")
+    assert pruned == [("enwiki", 1097822042)]  # current revisions are never pruned
+    assert [r.revision_id for r in store.revisions_of("enwiki", 736)] == [1270870723]
+    assert store.passages_of_revision("enwiki", 1097822042) == []
+    assert store.passages_of_revision("enwiki", 1270870723)
+    assert store.integrity_check() == "ok"
+
+
+def test_retention_is_off_unless_asked(tmp_path: Path) -> None:
+    result = _cli("prune-revisions", "--index", str(tmp_path / "index"))
+    assert result.returncode == 1 and "retention is off" in result.stderr

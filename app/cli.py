@@ -93,6 +93,25 @@ def _ingest_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def _emit(
+    args: argparse.Namespace, summary: dict[str, Any], printer: Callable[[dict[str, Any]], None]
+) -> None:
+    """Print a command's summary as JSON (``--json``) or in its readable form."""
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        printer(summary)
+
+
+# What Ctrl-C leaves behind, per long-running command (printed by main()).
+INTERRUPTED = {
+    "ingest": "the open batch was rolled back; committed pages are kept",
+    "build": "nothing was published; the previous generation is unchanged",
+    "rebuild": "nothing was published; the previous generation is unchanged",
+    "update": "committed batches are kept (and checkpointed); rerun to resume",
+}
+
+
 # -- ingest -------------------------------------------------------------------------------
 
 
@@ -103,17 +122,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     store = PassageStore(args.store)
     try:
         report = ingest_sources(args.sources, store, settings.ingest_options())
-    except KeyboardInterrupt:
-        print(
-            "interrupted: the open batch was rolled back; committed pages are kept", file=sys.stderr
-        )
-        return EXIT_INTERRUPTED
     finally:
         store.close()
-    if args.json:
-        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
-    else:
-        _print_ingest_summary(report.as_dict())
+    _emit(args, report.as_dict(), _print_ingest_summary)
     return EXIT_SKIPPED if report.skipped_total else EXIT_OK
 
 
@@ -278,22 +289,11 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     from indexer.build import build_index, rebuild_index
 
     options = settings.build_options()
-    try:
-        if args.command == "rebuild":
-            report = rebuild_index(settings.index_dir, args.sources, options)
-        else:
-            report = build_index(args.sources, settings.index_dir, options)
-    except KeyboardInterrupt:
-        print(
-            "interrupted: nothing was published; the previous generation is unchanged",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
-    summary = report.as_dict()
-    if args.json:
-        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    if args.command == "rebuild":
+        report = rebuild_index(settings.index_dir, args.sources, options)
     else:
-        _print_build_summary(summary)
+        report = build_index(args.sources, settings.index_dir, options)
+    _emit(args, report.as_dict(), _print_build_summary)
     return EXIT_SKIPPED if report.ingest.skipped_total else EXIT_OK
 
 
@@ -309,14 +309,7 @@ def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
         embed_batch_size=settings.embed_batch_size,
         model=settings.model,
     )
-    try:
-        report = apply_updates(settings.index_dir, [str(s) for s in args.sources], options)
-    except KeyboardInterrupt:
-        print(
-            "interrupted: committed batches are kept (and checkpointed); rerun to resume",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+    report = apply_updates(settings.index_dir, [str(s) for s in args.sources], options)
     summary = report.as_dict()
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -855,6 +848,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
         handler: Handler = args.handler
         return handler(args, settings)
+    except KeyboardInterrupt:
+        left = INTERRUPTED.get(args.command, "stopped")
+        print(f"wikirag {args.command}: interrupted: {left}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ValidationError as exc:
         print(f"wikirag: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -17,6 +17,12 @@ ENV PATH=/opt/wikirag/bin:$PATH HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
     WIKIRAG_INDEX_DIR=/index PYTHONUNBUFFERED=1
 COPY --from=build /opt/wikirag /opt/wikirag
 COPY data/samples /opt/wikirag-samples
+# The query encoder's ONNX export (indexer/onnx_query.py), made and verified once at build
+# time: the runtime user has no writable home for the cache.
+ENV WIKIRAG_ONNX_CACHE_DIR=/opt/wikirag-onnx
+RUN python -c "from pathlib import Path; from app.retrieval import serving_embedder; \
+    e = serving_embedder(None, 1, query_encoder='onnx', onnx_cache_dir=Path('/opt/wikirag-onnx')); \
+    assert e.query_backend == 'onnx'"
 RUN useradd --system --uid 10001 --home /nonexistent wikirag \
     && mkdir /index && chown wikirag /index
 USER wikirag

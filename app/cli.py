@@ -422,7 +422,12 @@ def _open_retriever(settings: Settings) -> Any:
     from app.reloader import retrieval_defaults
     from app.retrieval import HybridRetriever, LoadedIndex, serving_embedder
 
-    embedder = serving_embedder(settings.model, settings.query_threads)
+    embedder = serving_embedder(
+        settings.model,
+        settings.query_threads,
+        query_encoder=settings.query_encoder,
+        onnx_cache_dir=settings.onnx_cache_dir,
+    )
     index = LoadedIndex.open(settings.index_dir, embedder.info)
     return HybridRetriever(index, embedder, retrieval_defaults(index.manifest, settings))
 

@@ -257,7 +257,12 @@ def build_server(tools: WikiragTools) -> MCPServer[Any]:
 
 def open_tools(index_dir: Path, settings: Settings) -> WikiragTools:
     """Load the embedding model and open the published generation of ``index_dir``."""
-    embedder = serving_embedder(settings.model, settings.query_threads)
+    embedder = serving_embedder(
+        settings.model,
+        settings.query_threads,
+        query_encoder=settings.query_encoder,
+        onnx_cache_dir=settings.onnx_cache_dir,
+    )
     # Nothing may reach stdout before the stdio transport owns it.
     with contextlib.redirect_stdout(sys.stderr):
         embedder.load()

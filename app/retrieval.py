@@ -31,6 +31,7 @@ from indexer.dense import DenseIndex
 from indexer.embedding import Embedder, ModelInfo
 from indexer.generation import Generation, IndexLayout
 from indexer.lexical import LexicalIndex
+from indexer.onnx_query import default_onnx_cache_dir
 from indexer.store import PassageRecord, PassageStore, StoreOutdated
 
 log = logging.getLogger(__name__)
@@ -146,17 +147,30 @@ def open_store_for_reading(path: Path) -> PassageStore:
         return PassageStore(path, readonly=True)
 
 
-def serving_embedder(model: str | None, threads: int) -> Embedder:
+def serving_embedder(
+    model: str | None,
+    threads: int,
+    *,
+    query_encoder: str = "torch",
+    onnx_cache_dir: Path | None = None,
+) -> Embedder:
     """The embedder of a query service, with FAISS's OpenMP pool set to the same size.
 
     One query at a time gains nothing from many threads, and on a busy machine a query's
     threads wait on each other: at 1 M passages, hybrid p50 went from 254 ms with 2 threads
     to 47 ms with 1 (benchmarks/RESULTS.md). Builds keep every core.
+
+    ``query_encoder="onnx"`` embeds queries with the model's verified ONNX export, cached
+    in ``onnx_cache_dir`` (default: ``~/.cache/wikirag/onnx``; see :mod:`indexer.onnx_query`;
+    PyTorch is kept when the export is refused).
     """
     import faiss
 
     faiss.omp_set_num_threads(threads)
-    return Embedder(model, threads=threads) if model else Embedder(threads=threads)
+    options: dict[str, Any] = {"threads": threads, "query_encoder": query_encoder}
+    if query_encoder == "onnx":
+        options["onnx_cache_dir"] = onnx_cache_dir or default_onnx_cache_dir()
+    return Embedder(model, **options) if model else Embedder(**options)
 
 
 def check_model(manifest: dict[str, Any], model: ModelInfo) -> None:

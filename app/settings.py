@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     query_threads: int = Field(
         default=1, ge=1, le=64, description="threads per query (query embedding and FAISS)"
     )
+    query_encoder: Literal["onnx", "torch"] = Field(
+        default="onnx",
+        description="how queries are embedded: the model's ONNX export, verified against "
+        "PyTorch at start-up (half the CPU per query; PyTorch is used when the export is "
+        "refused), or PyTorch",
+    )
+    onnx_cache_dir: Path | None = Field(
+        default=None,
+        description="where the ONNX export of the model is cached "
+        "(default: $XDG_CACHE_HOME/wikirag/onnx or ~/.cache/wikirag/onnx)",
+    )
 
     # -- service (``wikirag serve``) ---------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="address the HTTP service binds to")

@@ -290,7 +290,12 @@ def _lifespan(
                 "OPEN ACCESS: requests without an API key are served, with admin rights; "
                 "use this only on a trusted machine (unset WIKIRAG_OPEN_ACCESS / --open-access)"
             )
-        model = embedder or serving_embedder(settings.model, settings.query_threads)
+        model = embedder or serving_embedder(
+            settings.model,
+            settings.query_threads,
+            query_encoder=settings.query_encoder,
+            onnx_cache_dir=settings.onnx_cache_dir,
+        )
         await asyncio.to_thread(model.load)
         reloader = Reloader(settings.index_dir, model, settings, on_swap=metrics.set_generation)
         services = Services(

@@ -10,6 +10,14 @@ bounded in time (``--seconds`` per run) and targets 127.0.0.1 only.
     .venv/bin/python -m benchmarks.http_bench --index var/samples/index --name sample
     .venv/bin/python -m benchmarks.http_bench --index var/bench-1m --name synthetic-1m
 
+Two kinds of run:
+
+* closed loop (wrk, ``--clients``): N connections each sending its next request as soon as
+  the last one is answered — the saturation throughput and the latency at saturation;
+* open loop (:mod:`benchmarks.openloop`, ``--rates``): requests *scheduled* at a fixed rate
+  over 16 connections, each latency measured from when the request was due — whether the
+  service holds a given rate and what its tail latency is there.
+
 Target (issue 4): ≥ 100 QPS with p99 ≤ 100 ms at 16 clients on the 1 M-passage index.
 """
 
@@ -95,6 +103,37 @@ def wait_ready(url: str, timeout: float) -> None:
     raise RuntimeError(f"service at {url} did not become ready in {timeout:.0f} s")
 
 
+def bodies_file(path: Path, n_questions: int, k: int) -> None:
+    """The same request bodies as :func:`lua_script`, one JSON per line (open-loop runs)."""
+    with QUESTIONS.open(encoding="utf-8") as handle, path.open("w", encoding="utf-8") as out:
+        for _, line in zip(range(n_questions), handle, strict=False):
+            body = {"query": json.loads(line)["question"], "k": k, "mode": "hybrid"}
+            out.write(json.dumps(body) + "\n")
+
+
+def run_open_loop(
+    url: str, bodies: Path, rate: float, connections: int, seconds: int
+) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "benchmarks.openloop", "--url", url + "/v1/search",
+           "--bodies", str(bodies), "--rate", str(rate), "--connections", str(connections),
+           "--seconds", str(seconds)]  # fmt: skip
+    raw = json.loads(
+        subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    )
+    return {
+        "clients": connections,
+        "target_rate": rate,
+        "seconds": seconds,
+        "requests": raw["completed"],
+        "errors": raw["errors"],
+        "qps": raw["achieved_rate"],
+        "p50_ms": raw["latency_ms"]["p50"],
+        "p90_ms": raw["latency_ms"]["p90"],
+        "p99_ms": raw["latency_ms"]["p99"],
+        "max_ms": raw["latency_ms"]["max"],
+    }
+
+
 def run_wrk(url: str, script: Path, clients: int, seconds: int) -> dict[str, Any]:
     threads = min(clients, 2)
     cmd = ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s",
@@ -126,16 +165,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--questions", type=int, default=1278, help="distinct queries cycled")
     parser.add_argument("-k", type=int, default=10)
+    parser.add_argument(
+        "--rates", type=float, nargs="*", default=[100.0],
+        help="open-loop runs at these request rates (16 connections); none: skip",
+    )  # fmt: skip
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument(
+        "--query-encoder", choices=["onnx", "torch"], default="onnx",
+        help="the service's query encoder (WIKIRAG_QUERY_ENCODER)",
+    )  # fmt: skip
+    parser.add_argument("--no-write", action="store_true", help="print only; write no results")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "WIKIRAG_RATE_LIMIT_PER_MINUTE": "0"}
+    env = {**os.environ, "WIKIRAG_RATE_LIMIT_PER_MINUTE": "0",
+           "WIKIRAG_QUERY_ENCODER": args.query_encoder}  # fmt: skip
     server = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--index", str(args.index), "--host",
-         "127.0.0.1", "--port", str(port), "--open-access"],
+         "127.0.0.1", "--port", str(port), "--open-access", "--workers", str(args.workers)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     runs: list[dict[str, Any]] = []
@@ -144,10 +194,17 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / "search.lua"
             lua_script(script, args.questions, args.k)
+            bodies = Path(tmp) / "bodies.jsonl"
+            bodies_file(bodies, args.questions, args.k)
             run_wrk(url, script, 2, 5)  # warm-up: page in the indexes
             with LoadSampler() as load:
                 for clients in args.clients:
-                    runs.append(run_wrk(url, script, clients, args.seconds))
+                    runs.append({"loop": "closed", **run_wrk(url, script, clients, args.seconds)})
+                    print(json.dumps(runs[-1]))
+                for rate in args.rates:
+                    runs.append(
+                        {"loop": "open", **run_open_loop(url, bodies, rate, 16, args.seconds)}
+                    )
                     print(json.dumps(runs[-1]))
     finally:
         server.send_signal(signal.SIGTERM)
@@ -155,21 +212,33 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine_info()
     result = {"index": str(args.index), "name": args.name, "k": args.k, "runs": runs,
+              "workers": args.workers, "query_encoder": args.query_encoder,
               "load": load.summary(), "machine": info}  # fmt: skip
+    if args.no_write:
+        return 0
     write_result(f"http_bench_{args.name}", result)
-    rows = [[r["clients"], r["qps"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["errors"]]
-            for r in runs]  # fmt: skip
+    rows = [[_loop_label(r), r["clients"], r["qps"], r["p50_ms"], r["p90_ms"], r["p99_ms"],
+             r["errors"]] for r in runs]  # fmt: skip
     body = (
         f"### HTTP load, `POST /v1/search` hybrid, k={args.k} ({args.name} index)\n\n"
-        "wrk from a separate process against `wikirag serve` (1 uvicorn worker) on "
-        f"127.0.0.1, {args.seconds} s per run, {args.questions} distinct SQuAD questions "
-        "cycled.\n\n"
-        + md_table(["clients", "QPS", "p50 ms", "p90 ms", "p99 ms", "errors"], rows)
+        f"Against `wikirag serve --workers {args.workers}` (query encoder: "
+        f"{args.query_encoder}) on 127.0.0.1 from a separate process, {args.seconds} s per "
+        f"run, {args.questions} distinct SQuAD questions cycled. Closed loop: wrk, each "
+        "client sends its next request when the last is answered (saturation). Open loop: "
+        "`benchmarks/openloop.py`, requests scheduled at a fixed rate over 16 connections, "
+        "latency counted from when each was due.\n\n"
+        + md_table(["run", "clients", "QPS", "p50 ms", "p90 ms", "p99 ms", "errors"], rows)
         + "\n\n"
         + machine_line(info, result["load"])
     )
     update_results_md(f"http-{args.name}", body)
     return 0
+
+
+def _loop_label(run: dict[str, Any]) -> str:
+    if run.get("loop") == "open":
+        return f"open loop at {run['target_rate']:g}/s"
+    return "closed loop (wrk)"
 
 
 if __name__ == "__main__":

@@ -118,7 +118,8 @@ def _pick_questions(path: Path, warmup: int, n: int, seed: int) -> tuple[list[st
 def _top_functions(profile: cProfile.Profile, n_queries: int, key: str, limit: int) -> list[Any]:
     stats = pstats.Stats(profile, stream=io.StringIO())
     rows = []
-    for (file, line, func), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():
+    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    for (file, line, func), (_cc, ncalls, tottime, cumtime, _callers) in table.items():
         rows.append(
             {
                 "function": f"{_rel(Path(file)) if file != '~' else ''}:{line}({func})",
@@ -140,6 +141,7 @@ def run_queries(
     profile_n: int,
     seed: int,
     threads: int = 0,
+    query_encoder: str = "onnx",
 ) -> dict[str, Any]:
     """Latencies of the three modes on one index (runs in its own process). ``threads`` 0
     keeps the libraries' defaults (``Embedder`` sets torch to all cores, FAISS's OpenMP uses
@@ -152,12 +154,19 @@ def run_queries(
     from indexer.embedding import Embedder
 
     rss_start = current_rss_mb()
-    embedder = Embedder(threads=threads or None)
+    from indexer.onnx_query import default_onnx_cache_dir
+
+    embedder = Embedder(
+        threads=threads or None,
+        query_encoder=query_encoder,
+        onnx_cache_dir=default_onnx_cache_dir() if query_encoder == "onnx" else None,
+    )
     if threads:
         faiss.omp_set_num_threads(threads)
     t0 = time.perf_counter()
     embedder.load()
     thread_info = {
+        "query_encoder": embedder.query_backend,
         "setting": threads or "default",
         "torch_threads": torch.get_num_threads(),
         "faiss_omp_threads": faiss.omp_get_max_threads(),
@@ -530,8 +539,8 @@ def build_synthetic(out: Path, n_passages: int, per_page: int, seed: int) -> dic
     import numpy as np
 
     from indexer import __version__
-    from indexer.build import DENSE_FILE, LEXICAL_DIR, STORE_FILE, TRAIN_SAMPLE
-    from indexer.dense import DenseIndex, default_index_factory
+    from indexer.build import DENSE_FILE, LEXICAL_DIR, STORE_FILE, _nlist
+    from indexer.dense import DenseIndex, default_index_factory, train_size
     from indexer.embedding import DEFAULT_MODEL_ID
     from indexer.generation import IndexLayout
     from indexer.lexical import LexicalDoc, LexicalIndex
@@ -616,7 +625,7 @@ def build_synthetic(out: Path, n_passages: int, per_page: int, seed: int) -> dic
 
             t0 = time.perf_counter()
             vectors = _Vectors(n_pages, per_page, seed + 3)
-            train = vectors.sample(TRAIN_SAMPLE)
+            train = vectors.sample(train_size(_nlist(default_index_factory(n_passages))))
             stages["vectors_train_sample"] = time.perf_counter() - t0
             gen_s = 0.0
 
@@ -992,6 +1001,10 @@ def main(argv: list[str] | None = None) -> int:
         help=f"only rewrite the RESULTS.md section from results/{NAME}.json (no measurement)",
     )
     parser.add_argument("--child-query", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--query-encoder", choices=["onnx", "torch"], default="onnx",
+        help="query embedding backend (the service's WIKIRAG_QUERY_ENCODER; default onnx)",
+    )  # fmt: skip
     parser.add_argument("--child-threads", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--child-build", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1006,6 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
             args.profile_queries,
             args.seed,
             args.child_threads,
+            args.query_encoder,
         )
         print(json.dumps(result))
         return 0
@@ -1027,6 +1041,7 @@ def main(argv: list[str] | None = None) -> int:
         f"--k={args.k}",
         f"--profile-queries={args.profile_queries}",
         f"--seed={args.seed}",
+        f"--query-encoder={args.query_encoder}",
     ]
 
     def measure(label: str, index: Path) -> dict[str, dict[str, Any]]:
@@ -1044,7 +1059,7 @@ def main(argv: list[str] | None = None) -> int:
             _print_latency(f"{label}/{key}", runs[key])
         return runs
 
-    data: dict[str, Any] = {"benchmark": NAME, "machine": info}
+    data = {"benchmark": NAME, "machine": info}
     with LoadSampler() as load:
         if not args.skip_sample:
             index, how = ensure_sample_index(args.index)

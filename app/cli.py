@@ -291,10 +291,76 @@ def cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     options = settings.build_options()
     if args.command == "rebuild":
         report = rebuild_index(settings.index_dir, args.sources, options)
+    elif getattr(args, "engine", "local") == "ray":
+        report = _build_on_ray(args, settings, options)
     else:
+        _check_local_engine_flags(args)
         report = build_index(args.sources, settings.index_dir, options)
     _emit(args, report.as_dict(), _print_build_summary)
     return EXIT_SKIPPED if report.ingest.skipped_total else EXIT_OK
+
+
+def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="where the build runs: 'local' (this process, the default) or 'ray' (a Ray "
+        "cluster: parse/clean/chunk as Ray tasks, embedding in a Ray Data actor pool that "
+        "uses GPUs when the cluster has them; needs pip install 'wikirag[ray]')",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --engine ray: the Ray cluster to use (host:port, ray://host:10001 or "
+        "'auto'); the index directory must then be on a file system every node mounts at "
+        "the same path. Default: start a local Ray runtime on this machine",
+    )
+    parser.add_argument(
+        "--ray-cpus",
+        type=int,
+        metavar="N",
+        help="with --engine ray and no --ray-address: CPUs of the local Ray runtime "
+        "(default: all cores)",
+    )
+    parser.add_argument(
+        "--embed-actors",
+        type=int,
+        metavar="N",
+        help="with --engine ray: embedding actors (default: one per GPU of the cluster, or "
+        "one on a CPU-only cluster; each CPU actor takes one CPU)",
+    )
+
+
+_RAY_FLAGS = ("ray_address", "ray_cpus", "embed_actors")
+
+
+def _check_local_engine_flags(args: argparse.Namespace) -> None:
+    used = [n for n in _RAY_FLAGS if getattr(args, n, None) is not None]
+    if used:
+        flags = ", ".join("--" + n.replace("_", "-") for n in used)
+        raise CommandError(f"{flags} only apply to --engine ray")
+
+
+def _build_on_ray(args: argparse.Namespace, settings: Settings, options: Any) -> Any:
+    """``build --engine ray``: imports Ray (the optional extra) only now."""
+    try:
+        from indexer.distributed.ray_build import RayOptions, build_index_ray
+    except ImportError as exc:
+        raise CommandError(
+            "--engine ray needs Ray, which is not installed: pip install 'wikirag[ray]' "
+            f"(or pip install 'ray[data]>=2.60') ({exc})"
+        ) from exc
+    if args.ray_address is not None and args.ray_cpus is not None:
+        raise CommandError("--ray-cpus sizes a local Ray runtime; drop it with --ray-address")
+    for name in ("ray_cpus", "embed_actors"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
+    ray_options = RayOptions(
+        address=args.ray_address, num_cpus=args.ray_cpus, embed_actors=args.embed_actors
+    )
+    return build_index_ray(args.sources, settings.index_dir, options, ray_options)
 
 
 # -- update -------------------------------------------------------------------------------
@@ -749,6 +815,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_ingest_flags(build)
     _add_index_flags(build)
+    _add_engine_flags(build)
     build.set_defaults(handler=cmd_build, settings_from=_build_settings)
 
     rebuild = commands.add_parser(

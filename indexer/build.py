@@ -105,7 +105,21 @@ class BuildReport:
         }
 
 
-def embedding_text(record: PassageRecord, context: str) -> str:
+class Embeddable(Protocol):
+    """What :func:`embedding_text` reads: a stored :class:`PassageRecord` or a freshly cut
+    :class:`~indexer.models.Passage` (the workers of a distributed build embed those)."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def section_path(self) -> tuple[str, ...]: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+def embedding_text(record: Embeddable, context: str) -> str:
     """The text embedded for a passage: its words, prefixed with where it stands."""
     if context == "none":
         return record.text

@@ -103,6 +103,38 @@ class IngestOptions:
 RevisionHook = Callable[[RawRevision, RevisionOutcome], None]
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedRevision:
+    """A revision cleaned, cut and licensed, ready for :meth:`PassageStore.add_revision`."""
+
+    sections: tuple[Section, ...]
+    passages: tuple[Passage, ...]
+    license: License
+    license_origin: str
+    wikitext_bytes: int
+
+
+def prepare_revision(raw: RawRevision, options: IngestOptions) -> PreparedRevision:
+    """Clean and cut one revision and resolve its license; touches no store.
+
+    >>> prepared = prepare_revision(raw, IngestOptions())               # doctest: +SKIP
+    >>> [p.passage_id for p in prepared.passages][:2]                   # doctest: +SKIP
+    ['enwiki:1270870723:0', 'enwiki:1270870723:1']
+    """
+    cleaner = dataclasses.replace(options.cleaner, language=raw.site.language)
+    sections = tuple(clean_wikitext(raw.wikitext, title=raw.title, config=cleaner))
+    page = PageRef(raw.wiki, raw.page_id, raw.revision_id, raw.title, raw.timestamp)
+    passages = tuple(chunk_sections(sections, page, options.chunking))
+    license, origin = options.licenses.resolve(raw)
+    return PreparedRevision(
+        sections=sections,
+        passages=passages,
+        license=license,
+        license_origin=origin,
+        wikitext_bytes=len(raw.wikitext.encode("utf-8")),
+    )
+
+
 def ingest_sources(
     sources: Sequence[Path],
     store: PassageStore,
@@ -160,10 +192,13 @@ def ingest_revision(
     report: IngestReport,
     *,
     source_id: str,
+    prepared: PreparedRevision | None = None,
 ) -> RevisionOutcome | None:
     """Clean, cut and store one revision (inside the caller's transaction).
 
-    Redirects become aliases of their target and return None.
+    Redirects become aliases of their target and return None. ``prepared`` is the revision
+    already cleaned and cut elsewhere (:func:`prepare_revision`, run by the workers of a
+    distributed build); the store then sees exactly what a local ingest would give it.
     """
     if raw.redirect_target is not None:
         if store.add_alias(raw.site, raw.title, raw.redirect_target, raw.namespace):
@@ -178,16 +213,20 @@ def ingest_revision(
     if store.has_revision(raw.wiki, raw.revision_id):
         report.revisions_unchanged += 1
         return RevisionOutcome.UNCHANGED
-    report.wikitext_bytes += len(raw.wikitext.encode("utf-8"))
-    cleaner = dataclasses.replace(options.cleaner, language=raw.site.language)
-    sections = clean_wikitext(raw.wikitext, title=raw.title, config=cleaner)
-    page = PageRef(raw.wiki, raw.page_id, raw.revision_id, raw.title, raw.timestamp)
-    passages = list(chunk_sections(sections, page, options.chunking))
-    license, origin = options.licenses.resolve(raw)
-    outcome = store.add_revision(raw, license, origin, sections, passages, source=source_id)
+    if prepared is None:
+        prepared = prepare_revision(raw, options)
+    report.wikitext_bytes += prepared.wikitext_bytes
+    outcome = store.add_revision(
+        raw,
+        prepared.license,
+        prepared.license_origin,
+        prepared.sections,
+        prepared.passages,
+        source=source_id,
+    )
     if outcome is RevisionOutcome.ADDED:
         report.revisions_added += 1
-        report.passages += len(passages)
+        report.passages += len(prepared.passages)
     elif outcome is RevisionOutcome.SUPERSEDED:
         report.revisions_superseded += 1
     return outcome

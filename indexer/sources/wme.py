@@ -269,6 +269,12 @@ class EnterpriseSnapshotReader:
     reported as :class:`SkippedItem` (``invalid-json``, ``not-an-object``,
     ``missing-field``, ``invalid-field``, ``line-too-long``), unsafe archive members as
     ``unsafe-tar-member``, a broken compressed stream as ``corrupt-gzip`` (reading stops).
+
+    A part of the file can be read alone (a work unit of a distributed build): ``member``
+    is the position of one archive member (0 = the first entry of the tar, directories
+    included) and ``lines`` a range ``[first, stop)`` of 1-based line numbers (``stop`` None:
+    to the end) of that member or of a plain NDJSON file. Locations keep the numbering of the
+    whole file.
     """
 
     def __init__(
@@ -277,6 +283,8 @@ class EnterpriseSnapshotReader:
         *,
         namespaces: frozenset[int] = frozenset({0}),
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        member: int | None = None,
+        lines: tuple[int, int | None] | None = None,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
@@ -285,6 +293,8 @@ class EnterpriseSnapshotReader:
             raise ValueError(f"max_line_bytes must be positive, not {max_line_bytes}")
         self.namespaces = namespaces
         self.max_line_bytes = max_line_bytes
+        self.member = member
+        self.lines = lines
         self.stats = SnapshotStats()
 
     def __iter__(self) -> Iterator[RawRevision | SkippedItem]:
@@ -314,6 +324,11 @@ class EnterpriseSnapshotReader:
                 except _STREAM_ERRORS as exc:
                     yield self._skip(self.path.name, "corrupt-gzip", f"archive broken: {exc}")
                     return
+                position += 1
+                if self.member is not None and position != self.member:
+                    if position > self.member:
+                        return
+                    continue
                 prefix = f"{self.path.name}:{member.name}"
                 stream = self._member_stream(archive, member)
                 if isinstance(stream, SkippedItem):

@@ -352,7 +352,19 @@ class MediaWikiDumpReader:
         except OSError as exc:
             raise SourceError(f"{self.path}: cannot open: {exc}") from exc
         with opened as stream:
-            yield from self._parse(stream)
+            yield from self.read_stream(stream, compression)
+
+    def read_stream(
+        self, stream: ByteStream, compression: str | None = None
+    ) -> Iterator[RawRevision | SkippedItem]:
+        """Read the export from an open, decompressed ``stream`` instead of the file: one
+        slice of a multistream dump, say (``<siteinfo>`` header, some page streams,
+        ``</mediawiki>``). ``compression`` only names errors (``truncated-bz2``)."""
+        self.stats = DumpStats()
+        self._site = None
+        self._last_page_id = None
+        self._compression = compression
+        yield from self._parse(stream)
 
     # -- reading --------------------------------------------------------------------
 

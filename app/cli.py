@@ -598,14 +598,28 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 SERVE_SETTING_NAMES = (
     "index_dir", "model", "host", "port", "workers", "open_access", "reload_poll_seconds",
-    "max_query_chars", "rate_limit_per_minute", "keys_db",
+    "max_query_chars", "rate_limit_per_minute", "keys_db", "shard", "shard_urls",
+    "shard_timeout_seconds", "usage_db",
 )  # fmt: skip
 
 
 def _serve_settings(args: argparse.Namespace) -> Settings:
     if not getattr(args, "open_access", False):
         args.open_access = None  # the flag only turns it on; the environment may too
-    return _settings(args, SERVE_SETTING_NAMES)
+    if not getattr(args, "shard", False):
+        args.shard = None
+    if getattr(args, "shard_urls", None):
+        args.shard_urls = ",".join(args.shard_urls)  # as WIKIRAG_SHARD_URLS reads them
+    settings = _settings(args, SERVE_SETTING_NAMES)
+    if getattr(args, "router", False) and not settings.shard_urls:
+        raise CommandError(
+            "--router needs the shards: --shard-url URL (repeat) or WIKIRAG_SHARD_URLS"
+        )
+    if settings.shard and settings.shard_urls:
+        raise CommandError(
+            "a service is either a shard (--shard) or a router (--shard-url), not both"
+        )
+    return settings
 
 
 def _export_settings(args: argparse.Namespace) -> None:
@@ -735,6 +749,33 @@ def _add_serve_parsers(commands: Any) -> None:
         "--rate-limit-per-minute", type=int, help="default per-key limit (0: none; default 600)"
     )
     serve.add_argument("--keys-db", type=Path, help="API keys database")
+    serve.add_argument(
+        "--usage-db", type=Path, help="usage database (default: usage.sqlite by the keys db)"
+    )
+    serve.add_argument(
+        "--shard",
+        action="store_true",
+        help="serve one shard of a split index (`wikirag shard`) to a router: adds the "
+        "internal /v1/shard/candidates and /v1/shard/info routes (normal API keys apply)",
+    )
+    serve.add_argument(
+        "--router",
+        action="store_true",
+        help="router mode: answer from the shard services named by --shard-url (no --index); "
+        "WIKIRAG_SHARD_API_KEY is the key sent to them",
+    )
+    serve.add_argument(
+        "--shard-url",
+        dest="shard_urls",
+        action="append",
+        metavar="URL",
+        help="a shard service's base URL, e.g. http://10.0.0.5:8000 (repeat; implies --router)",
+    )
+    serve.add_argument(
+        "--shard-timeout-seconds",
+        type=float,
+        help="router mode: a shard slower than this is left out, partial answer (default 5)",
+    )
     serve.set_defaults(handler=cmd_serve, settings_from=_serve_settings)
 
     keys = commands.add_parser(
@@ -881,6 +922,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retrieval_flags(evaluate)
     evaluate.set_defaults(handler=cmd_eval, settings_from=_build_settings_plain)
     _add_serve_parsers(commands)
+    from app.shard_cli import add_shard_parser
+
+    add_shard_parser(commands)
     _add_update_parser(commands)
     from app.attribute_cli import add_attribute_parsers
 

@@ -225,7 +225,23 @@ class HybridRetriever:
 
     # -- components -----------------------------------------------------------------------
 
-    def _dense(self, request: SearchRequest, candidates: int) -> list[tuple[int, float]]:
+    def dense_candidates(
+        self, request: SearchRequest, candidates: int, vector: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """The dense component alone: ``(row id, cosine)`` best first, for the filters of
+        ``request``; ``vector`` is the query's embedding when the caller has it (a shard
+        answering a router, :mod:`app.shards`)."""
+        return self._dense(request, candidates, vector)
+
+    def lexical_candidates(
+        self, request: SearchRequest, candidates: int
+    ) -> list[tuple[int, float]]:
+        """The lexical component alone: ``(row id, BM25)`` best first."""
+        return self._lexical(request, candidates)
+
+    def _dense(
+        self, request: SearchRequest, candidates: int, vector: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
         allowed = self._allowed(request.wikis, request.languages, request.pages)
         if allowed is not None and allowed.size == 0:
             return []
@@ -297,6 +313,13 @@ class HybridRetriever:
                 if len(results) == k:
                     return results
         return results
+
+
+def _by_score(hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Best first, equal scores by row id: a deterministic order that does not depend on how
+    FAISS or tantivy happen to lay out their data (tantivy orders ties by segment), and the
+    order a router merging shards reproduces (:mod:`app.shards`)."""
+    return sorted(hits, key=lambda item: (-item[1], item[0]))
 
 
 def defaults_from_manifest(

@@ -132,6 +132,55 @@ class Settings(BaseSettings):
         description="how long a replaced generation stays open for requests still using it",
     )
 
+    # -- usage metering and quotas (app.metering) -------------------------------------------
+    metering: bool = Field(
+        default=True,
+        description="meter usage per API key (requests, passages, characters, citations, "
+        "attributions by wiki, article and day) and enforce the keys' monthly quotas",
+    )
+    usage_db: Path | None = Field(
+        default=None,
+        description="SQLite usage database; default usage.sqlite next to the keys database "
+        "(<index_dir>/usage.sqlite)",
+    )
+    usage_flush_seconds: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=3600.0,
+        description="how often usage counts are written to the usage database; a crash loses "
+        "at most this interval (a graceful shutdown loses nothing)",
+    )
+    usage_store_queries: bool = Field(
+        default=False,
+        description="store every key's query text (off: only for keys created with "
+        "--store-queries), kept for usage_query_retention_days",
+    )
+    usage_query_retention_days: int = Field(
+        default=30, ge=1, description="days stored query text is kept"
+    )
+
+    # -- sharded serving (app.shards) -------------------------------------------------------
+    shard: bool = Field(
+        default=False,
+        description="serve one shard of a split index (`wikirag shard`): adds the internal "
+        "/v1/shard/* routes a router calls",
+    )
+    shard_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="router mode: the shard services' base URLs, comma-separated; the "
+        "service then answers from them and opens no index of its own",
+    )
+    shard_api_key: SecretStr | None = Field(
+        default=None, description="router mode: the API key sent to the shards"
+    )
+    shard_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0.0,
+        le=600.0,
+        description="router mode: how long a shard may take to answer before it is left "
+        "out (the answer is then partial)",
+    )
+
     # -- incremental updates (``wikirag update``) ------------------------------------------
     update_poll_seconds: float = Field(
         default=1.0,
@@ -142,6 +191,39 @@ class Settings(BaseSettings):
     update_batch: int = Field(
         default=100, ge=1, description="events per update transaction (and checkpoint)"
     )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _valid_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: give scheme://host[:port], e.g. "
+                    "https://app.example.org (no path, no trailing slash), or *"
+                )
+        return origins
+
+    @field_validator("shard_urls", mode="before")
+    @classmethod
+    def _split_shard_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [url.strip() for url in value.split(",") if url.strip()]
+        return value
+
+    @field_validator("shard_urls")
+    @classmethod
+    def _valid_shard_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not re.fullmatch(r"https?://\S+", url):
+                raise ValueError(f"{url!r} is not a shard URL: give http(s)://host:port")
+        return urls
 
     @field_validator("admin_key")
     @classmethod

@@ -595,6 +595,14 @@ class LexicalIndex:
         """Live (not deleted) documents in the current snapshot."""
         return int(self._snapshot.searcher.num_docs)
 
+    def doc_freq(self, language: str, term: str) -> int:
+        """How many documents of ``language``'s field hold the analysed ``term`` (see
+        :func:`query_terms`), counted as BM25 counts them (deleted documents included until
+        their segments merge). A shard reports these so that a router can score BM25 with
+        the statistics of the whole index (:mod:`app.shards`)."""
+        field = _text_field(_group(language))
+        return int(self._snapshot.searcher.doc_freq(field, term))
+
     def search(
         self,
         query: str,

@@ -32,11 +32,23 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.deps import Services
+from app.api.deps import Services, _authenticate, get_principal, get_services, require_admin
 from app.api.metrics import Metrics, ObservabilityMiddleware, request_info
-from app.api.routes import admin, attribute, citations, health, index, passages, search
+from app.api.routes import (
+    admin,
+    attribute,
+    citations,
+    health,
+    index,
+    passages,
+    routed,
+    search,
+    shard,
+    usage,
+)
 from app.api.schemas import ApiError, ErrorBody, ErrorResponse
 from app.citations import CitationError
+from app.metering import UsageMeter
 from app.reloader import JobManager, Reloader
 from app.retrieval import serving_embedder
 from app.security import KeyStore, RateLimiter
@@ -278,6 +290,53 @@ def _open_keys(settings: Settings) -> KeyStore | None:
         return None
 
 
+def _open_meter(settings: Settings, metrics: Metrics) -> UsageMeter:
+    if not settings.metering:
+        log.info("usage metering is off (WIKIRAG_METERING): no usage is recorded, no quota applies")
+        return UsageMeter(None)
+    path = settings.usage_db_path()
+    try:
+        return UsageMeter(
+            path,
+            flush_seconds=settings.usage_flush_seconds,
+            store_queries=settings.usage_store_queries,
+            query_retention_days=settings.usage_query_retention_days,
+            on_passages=metrics.count_key_passages,
+        )
+    except Exception as exc:
+        log.error("cannot open the usage database %s: %s; usage is NOT metered", path, exc)
+        return UsageMeter(None)
+
+
+async def _start_router(settings: Settings) -> Any:
+    """Router mode (``settings.shard_urls``): the HTTP client to the shards, which are asked
+    for their identity now (a shard that is down is asked again later)."""
+    import httpx
+
+    from app.reloader import retrieval_defaults
+    from app.shards import ShardRouter
+
+    key = settings.shard_api_key.get_secret_value() if settings.shard_api_key else None
+    fallback = retrieval_defaults({}, settings)
+    names: tuple[str, ...] = ("fusion", "rrf_k", "alpha", "candidates")
+    explicit: dict[str, Any] = {
+        n: getattr(settings, n) for n in names if n in settings.model_fields_set
+    }
+    router = ShardRouter(
+        list(settings.shard_urls),
+        httpx.AsyncClient(timeout=settings.shard_timeout_seconds),
+        api_key=key,
+        fallback=fallback,
+        overrides=explicit,
+    )
+    await router.refresh()
+    for state in router.states.values():
+        if state.error:
+            log.warning("shard %s is not answering yet: %s", state.url, state.error)
+    log.info("router mode: %d shard(s): %s", len(router.urls), ", ".join(router.urls))
+    return router
+
+
 def _lifespan(
     embedder: Embedder | None,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
@@ -306,11 +365,17 @@ def _lifespan(
             limiter=RateLimiter(settings.rate_limit_per_minute),
             metrics=metrics,
             jobs=JobManager(),
+            meter=_open_meter(settings, metrics),
         )
+        services.meter.start()
         metrics.set_generation(None)
-        await asyncio.to_thread(reloader.reload)
+        routing = bool(settings.shard_urls)
+        if routing:  # router mode: no index of its own, the shards answer
+            app.state.shard_router = await _start_router(settings)
+        else:
+            await asyncio.to_thread(reloader.reload)
         app.state.services = services
-        poll = settings.reload_poll_seconds > 0
+        poll = settings.reload_poll_seconds > 0 and not routing
         interval = settings.reload_poll_seconds if poll else 1.0
         tasks: set[asyncio.Task[None]] = set()
         maintainer = asyncio.create_task(_maintain(services, interval, poll))
@@ -339,6 +404,9 @@ def _lifespan(
             if active is not None:
                 log.warning("shutting down while job %s is %s", active.job_id, active.state)
             reloader.close()
+            if routing:
+                await app.state.shard_router.client.aclose()
+            await asyncio.to_thread(services.meter.stop)  # the last usage flush
             log.info("wikirag service stopped")
 
     return lifespan
@@ -389,7 +457,13 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    for module in (search, attribute, passages, citations, index, admin, health):
+    if settings.shard_urls:  # router mode: its routes come first and win
+        modules: tuple[Any, ...] = (routed, usage, admin, health)
+    else:
+        modules = (search, attribute, passages, citations, index, usage, admin, health)
+        if settings.shard:
+            modules = (*modules, shard)
+    for module in modules:
         app.include_router(module.router)
     app.openapi = _openapi(app, settings)  # type: ignore[method-assign]
     from app.web_site import mount_web

@@ -186,6 +186,14 @@ class SearchResponse(BaseModel):
     took_ms: float
     mode: SearchMode
     fusion: FusionMethod | None = Field(description="Fusion used (null unless hybrid)")
+    partial: bool = Field(
+        default=False,
+        description="True when some shards of a sharded service did not answer: the results "
+        "come from the others (always false on a single index)",
+    )
+    missing_shards: list[str] = Field(
+        default_factory=list, description="The shards left out of a partial answer"
+    )
 
 
 # -- passages -----------------------------------------------------------------------------

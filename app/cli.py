@@ -678,7 +678,14 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     keys = KeyStore(settings.keys_db_path())
     if args.keys_command == "create":
         try:
-            record, raw = keys.create(args.name, admin=args.admin, rate_limit=args.rate_limit)
+            record, raw = keys.create(
+                args.name,
+                admin=args.admin,
+                rate_limit=args.rate_limit,
+                quota_requests=args.quota_requests,
+                quota_passages=args.quota_passages,
+                store_queries=args.store_queries,
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if args.json:
@@ -689,9 +696,21 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             print(f"admin:      {'yes' if record.admin else 'no'}")
             limit = record.rate_limit
             print(f"rate limit: {'default' if limit is None else f'{limit}/min'}")
+            print(f"quota:      {_quota_text(record)}")
+            print(f"queries:    {'stored' if record.store_queries else 'not stored'}")
             print(f"key:        {raw}")
             print("This key is shown only now; store it safely. Send it as "
                   "'Authorization: Bearer <key>'.")  # fmt: skip
+        return EXIT_OK
+    if args.keys_command == "quota":
+        return _keys_quota(keys, args)
+    if args.keys_command == "queries":
+        try:
+            record = keys.set_store_queries(args.key_id, args.store == "on")
+        except KeyNotFound as exc:
+            raise CommandError(str(exc)) from exc
+        stored = "stored" if record.store_queries else "not stored"
+        print(f"{record.key_id} ({record.name}): query text {stored}")
         return EXIT_OK
     if args.keys_command == "revoke":
         try:
@@ -707,13 +726,54 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     if not records:
         print(f"no API keys in {keys.path}")
         return EXIT_OK
-    print(f"{'key id':<14} {'name':<24} {'admin':<5} {'limit':<7} {'created':<20} revoked")
+    print(f"{'key id':<14} {'name':<24} {'admin':<5} {'limit':<7} {'created':<20} "
+          f"{'revoked':<20} quota")  # fmt: skip
     for r in records:
         shown = "default" if r.rate_limit is None else str(r.rate_limit)
         print(
             f"{r.key_id:<14} {r.name[:24]:<24} {'yes' if r.admin else 'no':<5} {shown:<7} "
-            f"{r.created_at:<20} {r.revoked_at or '-'}"
+            f"{r.created_at:<20} {r.revoked_at or '-':<20} {_quota_text(r)}"
         )
+    return EXIT_OK
+
+
+def _quota_text(record: Any) -> str:
+    parts = [
+        f"{'unlimited' if n is None else n} {what}/month"
+        for what, n in (("requests", record.quota_requests), ("passages", record.quota_passages))
+    ]
+    return ", ".join(parts)
+
+
+def _quota_value(text: str) -> int | None:
+    """``--requests`` / ``--passages`` value: a count ≥ 0, or 'none' for unlimited."""
+    if text.strip().lower() in ("none", "unlimited"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a quota must be ≥ 0, got {value}")
+    return value
+
+
+_KEEP = object()
+
+
+def _keys_quota(keys: Any, args: argparse.Namespace) -> int:
+    from app.security import KeyNotFound
+
+    current = keys.get(args.key_id)
+    if current is None:
+        raise CommandError(f"no API key with id {args.key_id!r} (see `wikirag keys list`)")
+    requests = current.quota_requests if args.requests is _KEEP else args.requests
+    passages = current.quota_passages if args.passages is _KEEP else args.passages
+    try:
+        record = keys.set_quota(args.key_id, requests=requests, passages=passages)
+    except KeyNotFound as exc:
+        raise CommandError(str(exc)) from exc
+    print(f"{record.key_id} ({record.name}): {_quota_text(record)}")
     return EXIT_OK
 
 
@@ -791,7 +851,39 @@ def _add_serve_parsers(commands: Any) -> None:
     create.add_argument("--name", required=True, help="who or what uses the key")
     create.add_argument("--admin", action="store_true", help="allow the admin routes")
     create.add_argument("--rate-limit", type=int, help="requests per minute (default: service's)")
+    create.add_argument(
+        "--quota-requests", type=int, help="requests per calendar month (UTC; default unlimited)"
+    )
+    create.add_argument(
+        "--quota-passages", type=int, help="passages per calendar month (UTC; default unlimited)"
+    )
+    create.add_argument(
+        "--store-queries",
+        action="store_true",
+        help="store this key's query text (its client agreed), kept for "
+        "WIKIRAG_USAGE_QUERY_RETENTION_DAYS",
+    )
     create.add_argument("--json", action="store_true", help="print the key as JSON")
+    quota = keys_commands.add_parser(
+        "quota",
+        help="set a key's monthly quotas",
+        description="Set a key's monthly quotas (UTC calendar months; 429 once used up). "
+        "A flag left out keeps its quota; 'none' removes it.",
+    )
+    quota.add_argument("key_id", metavar="KEY_ID", help="the key's id (see `keys list`)")
+    queries = keys_commands.add_parser(
+        "queries",
+        help="store a key's query text or not",
+        description="Store the key's query text (its client agreed; kept for "
+        "WIKIRAG_USAGE_QUERY_RETENTION_DAYS) or not (the default). Applies from its next "
+        "request.",
+    )
+    queries.add_argument("key_id", metavar="KEY_ID", help="the key's id (see `keys list`)")
+    queries.add_argument("store", choices=("on", "off"), help="on: store; off: do not")
+    quota.add_argument("--requests", type=_quota_value, default=_KEEP, help="requests per "
+                       "month, or 'none'")  # fmt: skip
+    quota.add_argument("--passages", type=_quota_value, default=_KEEP, help="passages per "
+                       "month, or 'none'")  # fmt: skip
     revoke = keys_commands.add_parser("revoke", help="revoke a key")
     revoke.add_argument("key_id", metavar="KEY_ID", help="the key's id (see `keys list`)")
     listing = keys_commands.add_parser("list", help="list keys (never the keys themselves)")
@@ -929,6 +1021,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.attribute_cli import add_attribute_parsers
 
     add_attribute_parsers(commands)
+    from app.usage_cli import add_usage_parsers
+
+    add_usage_parsers(commands)
     from app.mcp_cli import add_mcp_parser
 
     add_mcp_parser(commands)

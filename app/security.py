@@ -61,9 +61,23 @@ CREATE TABLE IF NOT EXISTS api_keys (
     admin INTEGER NOT NULL DEFAULT 0,
     rate_limit INTEGER,
     created_at TEXT NOT NULL,
-    revoked_at TEXT
+    revoked_at TEXT,
+    quota_requests INTEGER,
+    quota_passages INTEGER,
+    store_queries INTEGER NOT NULL DEFAULT 0
 )
 """
+# Columns added after the first release: a keys database created before them gets them on
+# open (existing keys: no quota, no query storage).
+_ADDED_COLUMNS = {
+    "quota_requests": "INTEGER",
+    "quota_passages": "INTEGER",
+    "store_queries": "INTEGER NOT NULL DEFAULT 0",
+}
+_COLUMNS = (
+    "key_id, name, admin, rate_limit, created_at, revoked_at, quota_requests, quota_passages, "
+    "store_queries"
+)
 
 
 class AuthenticationFailed(Exception):
@@ -84,6 +98,8 @@ class ApiKey:
     """What the database holds about a key (never the key itself).
 
     ``rate_limit`` is requests per minute; None means the service's default.
+    ``quota_requests`` and ``quota_passages`` are monthly quotas (None: unlimited);
+    ``store_queries`` says whether the key's client agreed to have its query text stored.
     """
 
     key_id: str
@@ -92,6 +108,9 @@ class ApiKey:
     rate_limit: int | None
     created_at: str
     revoked_at: str | None
+    quota_requests: int | None = None
+    quota_passages: int | None = None
+    store_queries: bool = False
 
     @property
     def revoked(self) -> bool:
@@ -105,6 +124,9 @@ class ApiKey:
             "rate_limit": self.rate_limit,
             "created_at": self.created_at,
             "revoked_at": self.revoked_at,
+            "quota_requests": self.quota_requests,
+            "quota_passages": self.quota_passages,
+            "store_queries": self.store_queries,
         }
 
 
@@ -149,7 +171,14 @@ class KeyStore:
             conn.close()
 
     def create(
-        self, name: str, *, admin: bool = False, rate_limit: int | None = None
+        self,
+        name: str,
+        *,
+        admin: bool = False,
+        rate_limit: int | None = None,
+        quota_requests: int | None = None,
+        quota_passages: int | None = None,
+        store_queries: bool = False,
     ) -> tuple[ApiKey, str]:
         """A new key: its record and the raw key (which is not stored and cannot be shown
         again)."""
@@ -157,18 +186,45 @@ class KeyStore:
             raise ValueError("a key needs a name (who or what uses it)")
         if rate_limit is not None and rate_limit < 0:
             raise ValueError(f"rate limit must be ≥ 0 requests per minute, got {rate_limit}")
+        _check_quotas(quota_requests, quota_passages)
         key_id = secrets.token_hex(_KEY_ID_HEX // 2)
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)
-        record = ApiKey(key_id, name.strip(), admin, rate_limit, _now(), None)
+        record = ApiKey(key_id, name.strip(), admin, rate_limit, _now(), None, quota_requests,
+                        quota_passages, store_queries)  # fmt: skip
         with self._connect() as conn:
             conn.execute(
                 "INSERT INTO api_keys (key_id, name, salt, digest, admin, rate_limit, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "created_at, quota_requests, quota_passages, store_queries) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key_id, record.name, salt, _digest(salt, secret), int(admin), rate_limit,
-                 record.created_at),
+                 record.created_at, quota_requests, quota_passages, int(store_queries)),
             )  # fmt: skip
         return record, f"{KEY_PREFIX}_{key_id}_{secret}"
+
+    def set_quota(self, key_id: str, *, requests: int | None, passages: int | None) -> ApiKey:
+        """Set a key's monthly quotas (None: unlimited); they apply from its next request."""
+        _check_quotas(requests, passages)
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE api_keys SET quota_requests = ?, quota_passages = ? WHERE key_id = ?",
+                (requests, passages, key_id),
+            )
+        record = self.get(key_id)
+        if record is None:
+            raise KeyNotFound(f"no API key with id {key_id!r} (see `wikirag keys list`)")
+        return record
+
+    def set_store_queries(self, key_id: str, store: bool) -> ApiKey:
+        """Record whether the key's client agreed to have its query text stored."""
+        with self._connect() as conn:
+            conn.execute(
+                "UPDATE api_keys SET store_queries = ? WHERE key_id = ?", (int(store), key_id)
+            )
+        record = self.get(key_id)
+        if record is None:
+            raise KeyNotFound(f"no API key with id {key_id!r} (see `wikirag keys list`)")
+        return record
 
     def revoke(self, key_id: str) -> ApiKey:
         """Revoke a key (idempotent); later requests with it get 401."""
@@ -227,15 +283,40 @@ class KeyStore:
         return record
 
 
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns a keys database created by an older wikirag lacks."""
+    present = {str(row[1]) for row in conn.execute("PRAGMA table_info(api_keys)")}
+    for column, kind in _ADDED_COLUMNS.items():
+        if column not in present:
+            try:
+                conn.execute(f"ALTER TABLE api_keys ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
+
+
+def _check_quotas(requests: int | None, passages: int | None) -> None:
+    for what, value in (("requests", requests), ("passages", passages)):
+        if value is not None and value < 0:
+            raise ValueError(f"a quota of {what} per month must be ≥ 0 (or none), got {value}")
+
+
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
 def _record(row: tuple[object, ...]) -> ApiKey:
-    key_id, name, admin, rate_limit, created_at, revoked_at = row
+    key_id, name, admin, rate_limit, created_at, revoked_at, q_requests, q_passages, queries = row
     return ApiKey(
         key_id=str(key_id),
         name=str(name),
         admin=bool(admin),
-        rate_limit=None if rate_limit is None else int(str(rate_limit)),
+        rate_limit=_optional_int(rate_limit),
         created_at=str(created_at),
         revoked_at=None if revoked_at is None else str(revoked_at),
+        quota_requests=_optional_int(q_requests),
+        quota_passages=_optional_int(q_passages),
+        store_queries=bool(queries),
     )
 
 

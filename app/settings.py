@@ -236,6 +236,12 @@ class Settings(BaseSettings):
         """The API keys database: ``keys_db``, or ``keys.sqlite`` in the index directory."""
         return self.keys_db if self.keys_db is not None else self.index_dir / "keys.sqlite"
 
+    def usage_db_path(self) -> Path:
+        """The usage database: ``usage_db``, or ``usage.sqlite`` next to the keys database."""
+        if self.usage_db is not None:
+            return self.usage_db
+        return self.keys_db_path().parent / "usage.sqlite"
+
     @field_validator("license_rules")
     @classmethod
     def _valid_rules(cls, rules: dict[str, str]) -> dict[str, str]:

@@ -9,6 +9,13 @@ token bucket (its own limit or ``rate_limit_per_minute``) and an empty bucket ge
 principal, with admin rights (local use only; a warning is logged at start-up); a request
 *with* a key is still checked, so a wrong key is never silently accepted. Anonymous requests
 share one bucket.
+
+Metering and quotas (:mod:`app.metering`): every admitted request is counted for its key id
+and route; a key whose monthly quota of requests or passages is used up gets 429
+``quota-exceeded`` (details: ``quota``, ``limit``, ``used``, ``resets``) with ``Retry-After``
+(seconds to the first day of next month, UTC). Every authenticated response carries
+``X-Quota-Remaining: requests=<n|unlimited>, passages=<n|unlimited>`` (what is left this month
+after this response) and ``X-Quota-Reset`` (the reset time, ISO 8601 UTC).
 """
 
 from __future__ import annotations
@@ -21,8 +28,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.api.metrics import Metrics, request_info
+from app.api.metrics import Metrics, request_info, route_template
 from app.api.schemas import ApiError
+from app.metering import MonthUsage, Quota, UsageMeter
 from app.reloader import JobManager, Reloader, ServingIndex
 from app.security import AuthenticationFailed, KeyStore, RateLimiter
 from app.settings import Settings
@@ -44,6 +52,7 @@ class Services:
     limiter: RateLimiter
     metrics: Metrics
     jobs: JobManager
+    meter: UsageMeter
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +63,8 @@ class Principal:
     name: str
     admin: bool
     rate_limit: int | None = None
+    quota: Quota = Quota()
+    store_queries: bool = False
 
 
 ANONYMOUS = Principal(key_id="anonymous", name="open access", admin=True)
@@ -116,7 +127,52 @@ def _authenticate(services: Services, token: str | None) -> Principal:
     except AuthenticationFailed as exc:
         code = "revoked-api-key" if exc.reason == "revoked" else "invalid-api-key"
         raise _unauthorized(code, exc.message, invalid=True) from None
-    return Principal(record.key_id, record.name, record.admin, record.rate_limit)
+    quota = Quota(record.quota_requests, record.quota_passages)
+    return Principal(
+        record.key_id, record.name, record.admin, record.rate_limit, quota, record.store_queries
+    )
+
+
+def quota_headers(usage: MonthUsage, quota: Quota) -> dict[str, str]:
+    """``X-Quota-Remaining`` and ``X-Quota-Reset`` for a key's use this month."""
+    requests, passages = usage.remaining(quota)
+    shown = ["unlimited" if n is None else str(n) for n in (requests, passages)]
+    return {
+        "X-Quota-Remaining": f"requests={shown[0]}, passages={shown[1]}",
+        "X-Quota-Reset": f"{usage.resets.isoformat()}T00:00:00Z",
+    }
+
+
+def _admit(request: Request, services: Services, principal: Principal) -> None:
+    """Count the request for the principal's key, or refuse it when a quota is used up."""
+    meter = services.meter
+    if not meter.enabled:
+        return
+    key_id, quota = principal.key_id, principal.quota
+    admission = meter.admit(key_id, route_template(request.scope), quota)
+    if admission.exceeded is None:
+        services.metrics.key_requests.labels(key_id=key_id).inc()
+        return
+    services.metrics.quota_exceeded.labels(key_id=key_id, quota=admission.exceeded).inc()
+    resets = admission.usage.resets
+    reset_at = f"{resets.isoformat()}T00:00:00Z"
+    seconds = (
+        datetime.datetime.combine(resets, datetime.time(), datetime.UTC)
+        - datetime.datetime.now(datetime.UTC)
+    ).total_seconds()
+    usage = admission.usage
+    used = usage.requests if admission.exceeded == "requests" else usage.passages
+    raise ApiError(
+        429,
+        "quota-exceeded",
+        f"the monthly quota of {admission.limit} {admission.exceeded} of API key {key_id} is "
+        f"used up ({used} used); it resets at {reset_at}",
+        headers={"Retry-After": RateLimiter.retry_after_header(seconds)},
+        quota=admission.exceeded,
+        limit=admission.limit,
+        used=used,
+        resets=reset_at,
+    )
 
 
 def get_principal(
@@ -124,9 +180,14 @@ def get_principal(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """Authenticate the caller and take one token from its rate-limit bucket."""
+    """Authenticate the caller, take one token from its rate-limit bucket, and count the
+    request for its key (429 when a monthly quota is used up)."""
     principal = _authenticate(services, credentials.credentials if credentials else None)
-    request_info(request.scope).key_id = principal.key_id
+    info = request_info(request.scope)
+    info.key_id = principal.key_id
+    meter = services.meter
+    if meter.enabled:  # the quota headers, computed when the response starts
+        info.headers = lambda: quota_headers(meter.month_usage(principal.key_id), principal.quota)
     wait = services.limiter.acquire(principal.key_id, principal.rate_limit)
     if wait is not None:
         services.metrics.rate_limited.inc()

@@ -2,8 +2,9 @@
 
 The lifespan loads the embedding model once, opens the published generation (refusing to
 become ready on a missing index or another model — ``/readyz`` says why), opens the API keys
-database, and starts the reload task: the ``current`` symlink is polled every
-``reload_poll_seconds``, ``SIGHUP`` forces a check, and so does ``POST /v1/admin/reload``
+database and the usage meter (:mod:`app.metering`: its flusher thread stops, after a last
+flush, when the lifespan ends), and starts the reload task: the ``current`` symlink is polled
+every ``reload_poll_seconds``, ``SIGHUP`` forces a check, and so does ``POST /v1/admin/reload``
 (see :mod:`app.reloader`). Nothing lives in module globals: everything is on ``app.state``.
 
 Run it with ``wikirag serve`` (uvicorn, factory :func:`create_app_from_env`), or::
@@ -452,6 +453,16 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.state.metrics = metrics = Metrics()
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    if settings.cors_origins:  # closed by default: no CORS headers, browsers refuse
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            # a browser client on another origin may read its quota and back-off headers
+            expose_headers=["X-Quota-Remaining", "X-Quota-Reset", "Retry-After"],
+            max_age=600,
+        )
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(CitationError, _citation_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -9,7 +9,10 @@ Each application has its own registry (no process-global state). Exposed at ``/m
 - ``wikirag_passages_served_total{route}``: passages returned (search results and lookups);
 - ``wikirag_index_info{generation,model_id}`` (always 1), ``wikirag_index_passages``,
   ``wikirag_index_loaded_timestamp_seconds``, ``wikirag_index_ready``: the served generation;
-- ``wikirag_index_reloads_total{outcome}`` and ``wikirag_rate_limited_total``.
+- ``wikirag_index_reloads_total{outcome}`` and ``wikirag_rate_limited_total``;
+- ``wikirag_key_requests_total{key_id}``, ``wikirag_key_passages_served_total{key_id}`` and
+  ``wikirag_quota_exceeded_total{key_id,quota}``: use per API key id (never per article, to
+  keep the label cardinality bounded by the number of keys).
 
 With several workers each process counts its own requests (no multiprocess aggregation).
 
@@ -100,6 +103,21 @@ class Metrics:
         self.rate_limited = Counter(
             "wikirag_rate_limited", "Requests refused by a rate limit", registry=r
         )
+        self.key_requests = Counter(
+            "wikirag_key_requests", "Requests admitted per API key id", ["key_id"], registry=r
+        )
+        self.key_passages = Counter(
+            "wikirag_key_passages_served", "Passages served per API key id", ["key_id"],
+            registry=r,
+        )  # fmt: skip
+        self.quota_exceeded = Counter(
+            "wikirag_quota_exceeded", "Requests refused by a monthly quota", ["key_id", "quota"],
+            registry=r,
+        )  # fmt: skip
+
+    def count_key_passages(self, key_id: str, passages: int) -> None:
+        """Add passages served to ``key_id`` (the usage meter calls it)."""
+        self.key_passages.labels(key_id=key_id).inc(passages)
 
     def set_generation(self, serving: ServingIndex | None) -> None:
         """Point the index gauges at the served generation."""
@@ -125,6 +143,8 @@ class RequestInfo:
     key_id: str | None = None
     generation: str | None = None
     error_code: str | None = None
+    # Extra response headers, computed when the response starts (the quota headers).
+    headers: Callable[[], dict[str, str]] | None = None
 
 
 def request_info(scope: Scope) -> RequestInfo:

@@ -70,7 +70,7 @@ _DESCRIPTIONS = {
     413: "Request body too large",
     422: "Invalid request (the message names the field and the rule)",
     410: "The page was deleted or the revision's text hidden: its content is not served",
-    429: "Rate limit exceeded; see Retry-After",
+    429: "Rate limit or monthly quota exceeded; see Retry-After",
     503: "No index generation is loaded yet",
 }
 
@@ -284,3 +284,45 @@ class JobResponse(BaseModel):
 
 class JobList(BaseModel):
     jobs: list[JobResponse]
+
+
+# -- usage (``GET /v1/usage``) ---------------------------------------------------------------
+
+
+class UsageCounts(BaseModel):
+    """Content served: passages and their characters, citations resolved, attributions."""
+
+    passages: int = Field(description="Passages served (search results, lookups, citations)")
+    chars: int = Field(description="Characters of passage text (and attribution quotes) served")
+    citations: int = Field(description="Revisions cited (/v1/citations)")
+    attributions: int = Field(description="Citations returned by /v1/attribute")
+
+
+class UsageRowOut(UsageCounts):
+    """One group of a usage report: a day, a wiki or an article (wiki + page id)."""
+
+    day: str | None = Field(default=None, description="UTC day (group_by=day)")
+    wiki: str | None = Field(default=None, description="Wiki id (group_by=wiki or article)")
+    page_id: int | None = Field(default=None, description="Page id (group_by=article)")
+    title: str | None = Field(
+        default=None, description="The page's title in the served generation, when it has it"
+    )
+    requests: int | None = Field(
+        default=None, description="Requests admitted (per day only: requests have no wiki)"
+    )
+
+
+class UsageTotals(UsageCounts):
+    requests: int
+    requests_by_route: dict[str, int] = Field(description="Requests per route template")
+
+
+class UsageResponse(BaseModel):
+    """A key's usage from ``from`` to ``to`` (inclusive UTC days), up to this moment."""
+
+    key_id: str
+    from_: str = Field(serialization_alias="from", description="First day (UTC)")
+    to: str = Field(description="Last day (UTC), inclusive")
+    group_by: Literal["day", "wiki", "article"]
+    rows: list[UsageRowOut] = Field(description="Articles: the most served first (see limit)")
+    totals: UsageTotals

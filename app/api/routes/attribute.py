@@ -18,6 +18,7 @@ from app.api.deps import PrincipalDep, ServicesDep, ServingDep
 from app.api.routes.search import _check_filters
 from app.api.schemas import MAX_FILTER_VALUES, ApiError, FilterValue, error_responses
 from app.attribution import Attribution
+from app.metering import Served
 
 router = APIRouter(prefix="/v1", tags=["attribute"])
 
@@ -120,6 +121,15 @@ class AttributeResponse(BaseModel):
     generation: str
 
 
+def served(result: AnswerAttribution) -> list[Served]:
+    """What an attribution serves, for the usage meter: per page, the passages cited (its
+    references), the citations returned (each with an attribution) and their quotes' chars."""
+    items = [Served(c.passage.wiki, c.passage.page_id, chars=len(c.quote), attributions=1)
+             for s in result.sentences for c in s.citations]  # fmt: skip
+    items += [Served(r.passage.wiki, r.passage.page_id, passages=1) for r in result.references]
+    return items
+
+
 def check_answer(answer: str, max_chars: int) -> str:
     if not answer.strip():
         raise ApiError(422, "empty-answer", "the answer is empty (or only whitespace)")
@@ -169,4 +179,5 @@ def attribute(
         ) from None
     data: dict[str, Any] = result.as_dict()
     services.metrics.passages.labels(route="/v1/attribute").inc(len(result.references))
+    services.meter.record(principal.key_id, "/v1/attribute", served(result))
     return AttributeResponse.model_validate({**data, "generation": serving.name})

@@ -10,13 +10,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from app.api.deps import PrincipalDep, ServingDep
+from app.api.deps import PrincipalDep, ServicesDep, ServingDep
 from app.api.schemas import MAX_ID, error_responses
 from app.citations import CitationRecord
+from app.metering import Served
 
 router = APIRouter(prefix="/v1", tags=["citations"])
 
 _ERRORS = error_responses(400, 401, 404, 410, 422, 429, 503)
+
+
+def served(record: CitationRecord) -> Served:
+    """What a citation lookup serves, for the usage meter: one citation and its passages."""
+    chars = sum(len(p.text) for p in record.passages)
+    return Served(record.wiki, record.page_id, len(record.passages), chars, citations=1)
 
 
 @router.get(
@@ -33,7 +40,10 @@ def cite_revision(
 ) -> CitationRecord:
     """The stored revision with its license, attribution, passages, and whether it is still
     the page's current revision."""
-    return serving.citations.by_revision(wiki, revision_id)
+    record = serving.citations.by_revision(wiki, revision_id)
+    route = "/v1/citations/{wiki}/revisions/{revision_id}"
+    services.meter.record(principal.key_id, route, [served(record)])
+    return record
 
 
 @router.get(
@@ -58,4 +68,6 @@ def cite_url(
 ) -> CitationRecord:
     """The revision a URL names (its ``oldid``), else the page's current revision, following
     stored redirects."""
-    return serving.citations.by_url(url)
+    record = serving.citations.by_url(url)
+    services.meter.record(principal.key_id, "/v1/citations", [served(record)])
+    return record

@@ -73,6 +73,7 @@ def get_passage(
             reason=record.suppressed,
         )
     services.metrics.passages.labels(route="/v1/passages/{passage_id}").inc()
+    services.meter.record_passages(principal.key_id, "/v1/passages/{passage_id}", [record])
     current = record.current_revision_id
     superseded = None
     if current is not None and current != record.revision_id:

@@ -125,6 +125,9 @@ def search(
     )
     results = [_result(rank, hit) for rank, hit in enumerate(hits, start=1)]
     services.metrics.passages.labels(route="/v1/search").inc(len(results))
+    meter = services.meter
+    meter.record_passages(principal.key_id, "/v1/search", [hit.passage for hit in hits])
+    meter.record_query(principal.key_id, "/v1/search", query, consent=principal.store_queries)
     fusion = None
     if body.mode is SearchMode.HYBRID:
         fusion = body.fusion or serving.retriever.defaults.fusion

@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint typecheck bench clean
+.PHONY: install run test lint typecheck audit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy
+
+# Known vulnerabilities in the installed dependencies (pip-audit; see .ci/audit and
+# SECURITY.md). An unreachable vulnerability service is reported, not failed (AUDIT_STRICT=1).
+audit: install
+	VENV=$(VENV) .ci/audit
 
 # Benchmarks write benchmarks/results/*.json and sections of benchmarks/RESULTS.md (minutes).
 bench: install

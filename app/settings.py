@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         "SPDX id such as CC-BY-SA-4.0",
     )
     commit_every: int = Field(default=100, ge=1, description="pages per store transaction")
+    max_line_bytes: int = Field(
+        default=DEFAULT_MAX_LINE_BYTES,
+        ge=1024,
+        description="longest NDJSON line (one Wikimedia Enterprise article or update event) "
+        "read; a longer line is skipped and reported (line-too-long) without being held in "
+        "memory",
+    )
     progress: bool = True
 
     # -- index ----------------------------------------------------------------------------
@@ -113,6 +120,12 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         default=65_536, ge=1024, description="largest request body (413 beyond it)"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins whose web pages may call the API (CORS), comma-separated "
+        "(https://app.example.org,http://localhost:3000; * for any); empty (default): no "
+        "CORS headers are sent, so browsers refuse cross-origin calls",
     )
     rate_limit_per_minute: int = Field(
         default=600,
@@ -262,6 +275,7 @@ class Settings(BaseSettings):
             namespaces=frozenset(self.namespaces),
             commit_every=self.commit_every,
             progress=self.progress,
+            max_line_bytes=self.max_line_bytes,
         )
 
     def retrieval_defaults(self) -> dict[str, object]:

@@ -247,6 +247,17 @@ def _current_or_none(layout: IndexLayout) -> Generation | None:
         return None
 
 
+def _skips(report: BuildReport, shown: int = 5) -> str:
+    """``"; skipped 3 (unsafe-xml 1, corrupt-gzip 2): a.xml: line 2 (unsafe-xml), …"``."""
+    ingest = report.ingest
+    if not ingest.skipped_total:
+        return "; no item was skipped (are these the right files and namespaces?)"
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(ingest.skipped.items()))
+    where = "; ".join(f"{s.location} ({s.reason})" for s in ingest.skipped_items[:shown])
+    more = " …" if ingest.skipped_total > shown else ""
+    return f"; skipped {ingest.skipped_total} ({reasons}): {where}{more}"
+
+
 def _index_store(
     store: PassageStore,
     work: Path,
@@ -257,7 +268,7 @@ def _index_store(
 ) -> None:
     total = store.count_current_passages()
     if total == 0:
-        raise BuildError("the sources gave no passages; nothing to index (see skipped items)")
+        raise BuildError(f"the sources gave no passages; nothing to index{_skips(report)}")
     dim = embedder.info.dimension
     ids = np.lib.format.open_memmap(work / "ids.npy", mode="w+", dtype=np.int64, shape=(total,))
     vectors = np.lib.format.open_memmap(

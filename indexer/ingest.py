@@ -89,7 +89,8 @@ class IngestReport:
 @dataclass(frozen=True, slots=True)
 class IngestOptions:
     """How sources are read and cut. ``wiki`` names the wiki of XML exports that lack
-    ``<siteinfo>``; ``namespaces`` are the namespaces kept (articles only by default)."""
+    ``<siteinfo>``; ``namespaces`` are the namespaces kept (articles only by default);
+    NDJSON lines over ``max_line_bytes`` are skipped and reported."""
 
     chunking: ChunkingConfig = ChunkingConfig()
     cleaner: CleanerConfig = CleanerConfig()
@@ -98,6 +99,7 @@ class IngestOptions:
     namespaces: frozenset[int] = frozenset({0})
     commit_every: int = 100
     progress: bool = True
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 RevisionHook = Callable[[RawRevision, RevisionOutcome], None]
@@ -148,7 +150,12 @@ def ingest_sources(
     bar = tqdm(desc="ingest", unit=" pages", disable=not options.progress, smoothing=0.1)
     try:
         for source in sources:
-            items = open_source(source, wiki=options.wiki, namespaces=options.namespaces)
+            items = open_source(
+                source,
+                wiki=options.wiki,
+                namespaces=options.namespaces,
+                max_line_bytes=options.max_line_bytes,
+            )
             _ingest_items(items, source, store, options, report, bar, on_revision)
     except KeyboardInterrupt:
         report.interrupted = True

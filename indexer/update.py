@@ -252,8 +252,10 @@ def parse_event(
     return UpdateEvent("visibility-change", location, wiki, page_id, revision_id, hidden=hidden)
 
 
-def _lines(handle: IO[bytes]) -> Iterator[bytes]:
-    yield from handle
+def _lines(handle: IO[bytes], max_line_bytes: int) -> Iterator[bytes | None]:
+    """The lines of ``handle``; None for a line over ``max_line_bytes`` (not held)."""
+    for _, line in iter_ndjson_lines(handle, max_line_bytes):
+        yield line
 
 
 def _event_lines(
@@ -261,6 +263,9 @@ def _event_lines(
 ) -> Iterator[UpdateEvent | SkippedItem | None]:
     for number, line in enumerate(stream, start=1):
         location = f"{name}: line {number}"
+        if line is None:
+            yield SkippedItem(source, location, "line-too-long", "line too long; not parsed")
+            continue
         if not line.strip():
             yield None
             continue
@@ -281,7 +286,8 @@ def read_events(
     """Every item of ``source`` in order, one per position (None: nothing to apply)."""
     if source == STDIN:
         handle = stdin if stdin is not None else sys.stdin.buffer
-        yield from _event_lines(_lines(handle), "stdin", "stdin", options.namespaces)
+        lines = _lines(handle, options.max_line_bytes)
+        yield from _event_lines(lines, "stdin", "stdin", options.namespaces)
         return
     path = Path(source)
     name = path.name.lower()
@@ -291,10 +297,17 @@ def read_events(
         opener = gzip.open if name.endswith(".gz") else open
         with opener(path, "rb") as raw:
             handle = io.BufferedReader(raw) if not isinstance(raw, io.BufferedReader) else raw
-            yield from _event_lines(_lines(handle), path.name, str(path), options.namespaces)
+            lines = _lines(handle, options.max_line_bytes)
+            yield from _event_lines(lines, path.name, str(path), options.namespaces)
         return
     # Snapshots and XML exports: every article is an update.
-    for item in open_source(path, wiki=options.wiki, namespaces=options.namespaces):
+    items = open_source(
+        path,
+        wiki=options.wiki,
+        namespaces=options.namespaces,
+        max_line_bytes=options.max_line_bytes,
+    )
+    for item in items:
         if isinstance(item, SkippedItem):
             yield item
         else:

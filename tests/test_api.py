@@ -583,6 +583,13 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     finally:
         asgi.shutdown_lifespans()
     total = sum(cases.values())
+    from benchmarks.fuzz_api import record_fuzz_counts
+
+    record_fuzz_counts(
+        "open_access",
+        {"cases": total, "operations": len(cases), "by_operation": cases,
+         "statuses": {str(k): v for k, v in sorted(statuses.items())}},
+    )  # fmt: skip
     with capsys.disabled():  # the figures belong in the test output
         print(f"\nschemathesis: {total} cases over {len(cases)} operations; statuses {statuses}")
         for label, count in sorted(cases.items()):

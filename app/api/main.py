@@ -27,9 +27,13 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -121,8 +125,39 @@ def _describe(error: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
+    for sub in dependant.dependencies:
+        yield sub
+        yield from _dependencies(sub)
+
+
+def _refused_key(request: Request) -> ApiError | None:
+    """The 401 (or 403) a route that needs a key (or an admin key) would answer, or None.
+
+    FastAPI parses a JSON body before it resolves the key dependency, so a body that is
+    not JSON would get its 422 before the key is checked: the error handlers ask here first,
+    and a caller without a valid key learns nothing about how its body was taken."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return None
+    calls = {d.call for d in _dependencies(route.dependant)}
+    if get_principal not in calls:
+        return None
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    bearer = token if scheme.lower() == "bearer" and token else None
+    try:
+        principal = _authenticate(get_services(request), bearer)
+        if require_admin in calls:
+            require_admin(principal)
+    except ApiError as refused:
+        return refused
+    return None
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if (refused := _refused_key(request)) is not None:
+        return await _api_error(request, refused)
     errors = [_describe(e) for e in exc.errors()]
     if any(e["type"] == "model_attributes_type" and e["field"] == "body" for e in errors):
         content_type = request.headers.get("content-type", "")
@@ -138,6 +173,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 _HTTP_CODES = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}
+_BODY_PARSE_ERROR = "There was an error parsing the body"  # fastapi.routing's detail
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -146,6 +182,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     message = str(exc.detail)
     if exc.status_code == 404:
         message = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
+    if exc.status_code == 400 and message == _BODY_PARSE_ERROR:
+        if (refused := _refused_key(request)) is not None:
+            return await _api_error(request, refused)
+        # FastAPI's answer to a body that is not even text (invalid UTF-8, say): the same
+        # 422 as any other body that is not JSON, so every body-taking route documents it
+        message = "body: the body is not valid JSON: it is not UTF-8 text"
+        return _error_response(request, 422, "invalid-request", message)
     return _error_response(request, exc.status_code, code, message, headers=exc.headers)
 
 

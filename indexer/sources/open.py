@@ -27,6 +27,7 @@ def open_source(
     *,
     wiki: str | None = None,
     namespaces: frozenset[int] = frozenset({0}),
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> MediaWikiDumpReader | EnterpriseSnapshotReader:
     """The reader for ``path``: MediaWiki XML (``.xml``, ``.xml.bz2``, ``.bz2``,
     ``.xml.gz``) or Wikimedia Enterprise (``.tar.gz``, ``.tgz``, ``.ndjson[.gz]``,
@@ -36,7 +37,8 @@ def open_source(
     ...     ...
 
     ``wiki`` names the wiki of an XML export (required when it has no ``<siteinfo>``);
-    WME objects name their wiki themselves. Raises :class:`SourceError` for a missing file
+    WME objects name their wiki themselves; NDJSON lines longer than ``max_line_bytes`` are
+    skipped and reported (``line-too-long``). Raises :class:`SourceError` for a missing file
     or an unknown format.
     """
     path = Path(path)
@@ -46,7 +48,7 @@ def open_source(
         raise SourceError(f"{path}: not a file (give the export file itself)")
     name = path.name.lower()
     if name.endswith(_ENTERPRISE_SUFFIXES):
-        return EnterpriseSnapshotReader(path, namespaces=namespaces)
+        return EnterpriseSnapshotReader(path, namespaces=namespaces, max_line_bytes=max_line_bytes)
     if name.endswith(_XML_SUFFIXES):
         return MediaWikiDumpReader(path, wiki=wiki, namespaces=namespaces)
     raise SourceError(

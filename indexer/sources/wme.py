@@ -242,6 +242,55 @@ def _iter_lines(stream: ByteStream, max_line_bytes: int) -> Iterator[tuple[int, 
         yield number, None
 
 
+_SURROGATE_ESCAPE: Final = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(obj: object, location: str) -> object:
+    """``obj`` with every lone surrogate (``"\\ud800"`` in the JSON: valid JSON, not valid
+    Unicode, and unwritable as UTF-8) replaced by U+FFFD; a warning names the line.
+
+    >>> _without_lone_surrogates({"a": ["x" + chr(0xD800)]}, "f: line 1")
+    {'a': ['x�']}
+    """
+    replaced = 0
+
+    def walk(value: object) -> object:
+        nonlocal replaced
+        if isinstance(value, str):
+            clean, count = _LONE_SURROGATE.subn("\ufffd", value)
+            replaced += count
+            return clean
+        if isinstance(value, dict):
+            return {walk(k): walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    result = walk(obj)
+    if replaced:
+        logger.warning("%s: %d lone surrogate(s) replaced by U+FFFD", location, replaced)
+    return result
+
+
+def iter_ndjson_lines(
+    stream: ByteStream, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[tuple[int, bytes | None]]:
+    """``(line number, line)`` of an NDJSON stream; the line is None when it is longer than
+    ``max_line_bytes`` (it is skipped without being held in memory beyond the limit)."""
+    return _iter_lines(stream, max_line_bytes)
+
+
+def load_json_line(line: bytes, location: str) -> object:
+    """``json.loads`` of one NDJSON line, with lone surrogates replaced by U+FFFD (see
+    :func:`_without_lone_surrogates`); raises ``ValueError`` or ``RecursionError`` as
+    ``json.loads`` does."""
+    obj: object = json.loads(line)
+    if _SURROGATE_ESCAPE.search(line):  # JSON can escape what UTF-8 cannot hold
+        obj = _without_lone_surrogates(obj, location)
+    return obj
+
+
 def _unsafe_member(member: tarfile.TarInfo) -> str | None:
     """Why a member must not be read, or None for a regular file with a safe name."""
     name = member.name

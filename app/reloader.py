@@ -17,7 +17,11 @@ Three things call :meth:`Reloader.reload`: a background task that polls the syml
 to tell the service), ``SIGHUP``, and ``POST /v1/admin/reload``. Reloads are serialised.
 A generation that fails to open (another embedding model, a corrupt file) is logged and not
 served — the previous one stays — and is not retried until the symlink changes again or a
-reload is forced.
+reload is forced. At start-up, when the generation ``current`` names cannot be served (a
+missing or corrupt file), the newest older generation in ``generations/`` that opens and
+answers the probe is served instead; :attr:`Reloader.fallback` (shown by ``/readyz`` and
+``GET /v1/index``) says which and why, and a ``FALLBACK`` line is logged. With no good
+older generation the service stays not ready and ``/readyz`` names the file at fault.
 
 Rebuilds
 --------
@@ -119,6 +123,25 @@ def open_serving(generation: Generation, embedder: Embedder, settings: Settings)
 
 
 @dataclass(frozen=True, slots=True)
+class Fallback:
+    """The service serves ``serving`` because ``wanted`` (what ``current`` names) cannot be
+    served: ``reason``, caused by ``file`` when one file is at fault."""
+
+    wanted: str
+    serving: str
+    reason: str
+    file: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "wanted": self.wanted,
+            "serving": self.serving,
+            "reason": self.reason,
+            "file": self.file,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ReloadOutcome:
     """What one :meth:`Reloader.reload` did."""
 
@@ -151,6 +174,8 @@ class Reloader:
         self._retired: list[tuple[float, ServingIndex]] = []
         self._failed_target: Path | None = None
         self.last_error: str | None = "the index has not been loaded yet"
+        self.last_error_file: str | None = None  # the file at fault, when one is
+        self.fallback: Fallback | None = None  # set while an older generation stands in
         self.reloads = 0
 
     @property
@@ -187,23 +212,48 @@ class Reloader:
                     log.warning("%s; still serving %s", self.last_error, prev_name)
                 return ReloadOutcome(False, prev_name, prev_name, 0.0, self.last_error)
             unchanged = previous is not None and previous.generation.path.resolve() == target
+            if unchanged:
+                self.fallback = None  # `current` names the served generation (again)
             if not force and (unchanged or target == self._failed_target):
                 return ReloadOutcome(False, prev_name, prev_name, 0.0)
+            fallback: Fallback | None = None
             try:
                 serving = open_serving(self.layout.load(target), self.embedder, self.settings)
             except Exception as exc:  # ModelMismatch, IndexError_, StoreError, faiss, I/O…
                 self._failed_target = target
                 self.last_error = f"generation {target.name} cannot be served: {exc}"
-                if previous is None:
-                    log.error("not ready: %s", self.last_error)
-                else:
+                bad_file = getattr(exc, "path", None)
+                self.last_error_file = str(bad_file) if bad_file is not None else None
+                if previous is not None:
                     log.error("%s; still serving %s", self.last_error, prev_name)
-                return ReloadOutcome(
-                    False, prev_name, prev_name, time.perf_counter() - started, self.last_error
+                    if previous.generation.path.resolve() != target:
+                        self.fallback = Fallback(
+                            target.name, previous.name, self.last_error, self.last_error_file
+                        )
+                    return ReloadOutcome(
+                        False, prev_name, prev_name, time.perf_counter() - started, self.last_error
+                    )
+                found = self._open_older(target)
+                if found is None:
+                    log.error("not ready: %s", self.last_error)
+                    return ReloadOutcome(
+                        False, None, None, time.perf_counter() - started, self.last_error
+                    )
+                serving = found
+                fallback = Fallback(
+                    target.name, serving.name, self.last_error, self.last_error_file
                 )
+                log.warning(
+                    "FALLBACK: %s; serving the previous generation %s instead",
+                    self.last_error,
+                    serving.name,
+                )
+            else:
+                self._failed_target = None
+                self.last_error = None
+                self.last_error_file = None
             self._current = serving
-            self._failed_target = None
-            self.last_error = None
+            self.fallback = fallback
             self.reloads += 1
             if previous is not None:
                 with self._retired_lock:
@@ -219,6 +269,18 @@ class Reloader:
         if self._on_swap is not None:
             self._on_swap(serving)
         return ReloadOutcome(True, serving.name, prev_name, seconds)
+
+    def _open_older(self, failed: Path) -> ServingIndex | None:
+        """The newest older published generation that opens and answers the probe (used
+        when the one ``current`` names cannot be served and nothing is served yet)."""
+        for path in reversed(self.layout.published()):
+            if path.resolve() == failed:
+                continue
+            try:
+                return open_serving(self.layout.load(path), self.embedder, self.settings)
+            except Exception as exc:
+                log.error("previous generation %s cannot be served either: %s", path.name, exc)
+        return None
 
     def refresh_updates(self) -> bool:
         """Make incremental updates of the served generation visible (its tantivy searcher

@@ -16,25 +16,27 @@ Usage::
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from app.fusion import DEFAULT_RRF_K, FusedHit, FusionMethod, linear, rrf
 from indexer.dense import DenseIndex
 from indexer.embedding import Embedder, ModelInfo
-from indexer.generation import Generation, IndexLayout
+from indexer.generation import CorruptGeneration, Generation, IndexLayout
 from indexer.lexical import LexicalIndex
 from indexer.onnx_query import default_onnx_cache_dir
 from indexer.store import PassageRecord, PassageStore, StoreOutdated
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class SearchMode(StrEnum):
@@ -99,13 +101,19 @@ class LoadedIndex:
 
     @classmethod
     def open_generation(cls, generation: Generation, model: ModelInfo | None) -> LoadedIndex:
+        """Open ``generation``'s files; :class:`CorruptGeneration` (with ``path``) names the
+        file that is missing or unreadable."""
         if model is not None:
             check_model(generation.manifest, model)
-        store = open_store_for_reading(generation.file("store.sqlite"))
-        dense = DenseIndex.load(generation.file("dense.faiss"))
-        lexical = LexicalIndex.open(generation.file("lexical"))
-        loaded = cls(generation, store, dense, lexical)
-        loaded.refresh_updates()
+        store = _open_part(generation, "store.sqlite", open_store_for_reading)
+        try:
+            dense = _open_part(generation, "dense.faiss", DenseIndex.load)
+            lexical = _open_part(generation, "lexical", LexicalIndex.open)
+            loaded = cls(generation, store, dense, lexical)
+            _open_part(generation, "updates.json", lambda _: loaded.refresh_updates())
+        except BaseException:
+            store.close()
+            raise
         return loaded
 
     def refresh_updates(self) -> bool:
@@ -131,6 +139,23 @@ class LoadedIndex:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _open_part(generation: Generation, name: str, opener: Callable[[Path], T]) -> T:
+    """``opener(path)`` for one file of ``generation``; any failure becomes
+    :class:`CorruptGeneration` naming the file and the problem."""
+    path = generation.file(name)
+    try:
+        if name != "updates.json" and not path.exists():
+            raise FileNotFoundError(f"{path} is missing")
+        return opener(path)
+    except CorruptGeneration:
+        raise
+    except Exception as exc:
+        problem = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+        raise CorruptGeneration(
+            f"generation {generation.generation}: {problem} ({type(exc).__name__})", path=path
+        ) from exc
 
 
 def open_store_for_reading(path: Path) -> PassageStore:
@@ -245,11 +270,12 @@ class HybridRetriever:
         allowed = self._allowed(request.wikis, request.languages, request.pages)
         if allowed is not None and allowed.size == 0:
             return []
-        vector = self._encode_query(request.query)
+        if vector is None:
+            vector = self._encode_query(request.query)
         delta = self.index.delta
         if delta is None or delta.ntotal == 0:
             hits = self.index.dense.search(vector, candidates, allowed_ids=allowed)
-            return [(h.doc_id, h.score) for h in hits]
+            return _by_score([(h.doc_id, h.score) for h in hits])
         # Updated pages: the main index still holds their superseded passages (dropped at
         # materialisation), so over-fetch it by the delta's size and merge by passage id.
         extra = min(delta.ntotal, 4 * candidates)
@@ -260,7 +286,7 @@ class HybridRetriever:
         ]:
             if hit.score > best.get(hit.doc_id, float("-inf")):
                 best[hit.doc_id] = hit.score
-        return sorted(best.items(), key=lambda item: -item[1])
+        return _by_score(list(best.items()))
 
     def _lexical(self, request: SearchRequest, candidates: int) -> list[tuple[int, float]]:
         hits = self.index.lexical.search(
@@ -270,7 +296,7 @@ class HybridRetriever:
             wikis=request.wikis,
             page_ids=request.pages,
         )
-        return [(h.doc_id, h.score) for h in hits]
+        return _by_score([(h.doc_id, h.score) for h in hits])
 
     def _allowed_ids(
         self,

@@ -16,21 +16,30 @@ Usage::
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
 from indexer import __version__
 from indexer.dense import DenseIndex, default_index_factory, train_size
-from indexer.embedding import Embedder, EmbeddingCache, EmbedStats, embed_with_cache
+from indexer.embedding import (
+    Embedder,
+    EmbeddingCache,
+    EmbedStats,
+    ModelInfo,
+    embed_with_cache,
+)
+from indexer.faults import kill_point
 from indexer.generation import Generation, IndexLayout, NoPublishedIndex
 from indexer.ingest import IngestOptions, IngestReport, ingest_sources
 from indexer.lexical import LexicalDoc, LexicalIndex
@@ -160,27 +169,84 @@ def build_index(
     with layout.lock():
         layout.cleanup_incomplete()
         previous = _current_or_none(layout)
-        with layout.new_generation() as work:
-            store = PassageStore(work.path / STORE_FILE)
-            try:
-                started = time.perf_counter()
-                report.ingest = ingest_sources(sources, store, options.ingest)
-                report.stage_seconds["ingest"] = time.perf_counter() - started
-                _index_store(store, work.path, embedder, layout, options, report)
-                if before_publish is not None:
-                    before_publish(work.path, embedder, report)
-                if previous is not None:
-                    report.changes = _compare(previous, store)
-                store.finalize()
-                counts = store.counts()
-            finally:
-                store.close()
-            manifest = _manifest(sources, embedder, options, report, counts)
-            generation = layout.publish(work, manifest)
+        try:
+            generation = _build_generation(
+                sources, layout, previous, options, embedder, report, before_publish
+            )
+        except Exception as exc:
+            if not out_of_space(exc):
+                raise
+            raise BuildError(_no_space_message(layout, previous, exc)) from exc
         report.generation = generation.generation
         report.path = str(generation.path)
         report.pruned = [p.name for p in layout.prune(options.keep_generations)]
     return report
+
+
+def _build_generation(
+    sources: Sequence[Path],
+    layout: IndexLayout,
+    previous: Generation | None,
+    options: BuildOptions,
+    embedder: Embedder,
+    report: BuildReport,
+    before_publish: Callable[[Path, Embedder, BuildReport], None] | None,
+) -> Generation:
+    """Write and publish one generation (the caller holds the lock); a failure removes the
+    work directory."""
+    with layout.new_generation() as work:
+        store = PassageStore(work.path / STORE_FILE)
+        try:
+            started = time.perf_counter()
+            report.ingest = ingest_sources(sources, store, options.ingest)
+            report.stage_seconds["ingest"] = time.perf_counter() - started
+            kill_point("build:ingested")
+            _index_store(store, work.path, embedder, layout, options, report)
+            kill_point("build:indexed")
+            if before_publish is not None:
+                before_publish(work.path, embedder, report)
+            if previous is not None:
+                report.changes = _compare(previous, store)
+            store.finalize()
+            counts = store.counts()
+        finally:
+            store.close()
+        manifest = _manifest(sources, embedder, options, report, counts)
+        return layout.publish(work, manifest)
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the disk is full: an
+    ``OSError`` ENOSPC/EDQUOT, SQLite's "database or disk is full", or the OS message that
+    FAISS and tantivy pass on in their own exception types."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(current).lower()
+        if "no space left on device" in text or "disk is full" in text or "quota exceeded" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _no_space_message(layout: IndexLayout, previous: Generation | None, exc: BaseException) -> str:
+    try:
+        free = f"{shutil.disk_usage(layout.root).free / 1e6:.1f} MB free now"
+    except OSError:
+        free = "free space unknown"
+    kept = (
+        f"generation {previous.generation} is still the published one"
+        if previous is not None
+        else "nothing was published"
+    )
+    return (
+        f"no space left on the device holding {layout.root} ({free}, after removing the "
+        f"unfinished generation); {kept}. Free some space and run the build again. "
+        f"({type(exc).__name__}: {exc})"
+    )
 
 
 def rebuild_index(
@@ -385,12 +451,12 @@ def _compare(previous: Generation, store: PassageStore) -> Changes:
 
 def _manifest(
     sources: Sequence[Path],
-    embedder: Embedder,
+    embedder: Embedder | ModelInfo,
     options: BuildOptions,
     report: BuildReport,
     counts: dict[str, int],
 ) -> dict[str, Any]:
-    info = embedder.info
+    info = embedder if isinstance(embedder, ModelInfo) else embedder.info
     return {
         "schema_version": 1,
         "wikirag_version": __version__,

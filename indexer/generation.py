@@ -40,11 +40,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.faults import kill_point
+
 log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
 MANIFEST = "manifest.json"
 BUILDING_PREFIX = ".building-"
+# Temporary names of files written atomically (write, fsync, rename) inside a generation.
+TEMP_PATTERNS = ("*.tmp", ".*.tmp-*")
 
 
 class IndexError_(Exception):
@@ -60,7 +64,12 @@ class IndexBusy(IndexError_):
 
 
 class CorruptGeneration(IndexError_):
-    """A generation's manifest or one of its files is missing or unreadable."""
+    """A generation's manifest or one of its files is missing or unreadable; ``path`` names
+    the file (or directory) at fault when it is known."""
+
+    def __init__(self, message: str, *, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -153,6 +162,14 @@ class IndexLayout:
         for tmp in self.root.glob(".current.tmp-*"):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
+        # Temporary files a killed update left in a published generation (the delta index
+        # and updates.json are written to a temporary name, then renamed).
+        for generation in self.published():
+            for pattern in TEMP_PATTERNS:
+                for tmp in generation.glob(pattern):
+                    if tmp.is_file():
+                        tmp.unlink(missing_ok=True)
+                        removed.append(tmp)
         if removed:
             log.info("removed %d leftover(s) of an interrupted build", len(removed))
         return removed
@@ -174,13 +191,16 @@ class IndexLayout:
         """Write the manifest, move the work directory into place and switch ``current``."""
         manifest = {**manifest, "format_version": MANIFEST_FORMAT, "generation": work.generation}
         write_json_atomic(work.path / MANIFEST, manifest)
+        kill_point("publish:manifest")
         final = self.generations / work.generation
         os.rename(work.path, final)
         _fsync_dir(self.generations)
+        kill_point("publish:renamed")
         tmp_link = self.root / f".current.tmp-{secrets.token_hex(4)}"
         os.symlink(Path("generations") / work.generation, tmp_link)
         os.replace(tmp_link, self.current_link)
         _fsync_dir(self.root)
+        kill_point("publish:switched")
         log.info("published generation %s", work.generation)
         return Generation(work.generation, final, manifest)
 
@@ -199,13 +219,21 @@ class IndexLayout:
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
-            raise CorruptGeneration(f"{manifest_path} is missing") from exc
+            raise CorruptGeneration(f"{manifest_path} is missing", path=manifest_path) from exc
         except (OSError, ValueError) as exc:
-            raise CorruptGeneration(f"{manifest_path} is unreadable: {exc}") from exc
+            raise CorruptGeneration(
+                f"{manifest_path} is unreadable: {exc}", path=manifest_path
+            ) from exc
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("generation"), str):
+            raise CorruptGeneration(
+                f"{manifest_path} is not a generation manifest (no generation id)",
+                path=manifest_path,
+            )
         if manifest.get("format_version") != MANIFEST_FORMAT:
             raise CorruptGeneration(
                 f"{manifest_path} has format {manifest.get('format_version')!r}; this wikirag "
-                f"reads format {MANIFEST_FORMAT}"
+                f"reads format {MANIFEST_FORMAT}",
+                path=manifest_path,
             )
         return Generation(str(manifest["generation"]), path, manifest)
 

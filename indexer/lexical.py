@@ -475,6 +475,12 @@ class LexicalIndexWriter:
         self._pending = 0
         return opstamp
 
+    def collect_garbage(self) -> None:
+        """Delete the index's files that no commit references — what a writer killed in
+        the middle of a commit leaves (segment or ``<segment>.<opstamp>.del`` files; a rerun
+        that reaches the same opstamp would fail on them with ``FileAlreadyExists``)."""
+        self._w().garbage_collect_files()
+
     def rollback(self) -> None:
         """Drop everything queued since the last commit."""
         self._w().rollback()

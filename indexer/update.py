@@ -70,12 +70,13 @@ import numpy as np
 from indexer.build import DENSE_FILE, LEXICAL_DIR, STORE_FILE, embedding_text
 from indexer.dense import DenseIndex
 from indexer.embedding import Embedder, EmbeddingCache, EmbedStats, embed_with_cache
+from indexer.faults import kill_point
 from indexer.generation import IndexLayout, write_json_atomic
 from indexer.ingest import IngestOptions, IngestReport, ingest_revision
 from indexer.lexical import LexicalDoc, LexicalIndex, LexicalIndexWriter
 from indexer.models import RawRevision, SkippedItem
 from indexer.sources.open import open_source
-from indexer.sources.wme import parse_enterprise_article
+from indexer.sources.wme import iter_ndjson_lines, load_json_line, parse_enterprise_article
 from indexer.store import REVISION_HIDDEN, REVISION_VISIBLE, PassageStore, RevisionOutcome
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,7 @@ def _lines(handle: IO[bytes], max_line_bytes: int) -> Iterator[bytes | None]:
 
 
 def _event_lines(
-    stream: Iterable[bytes], name: str, source: str, namespaces: frozenset[int]
+    stream: Iterable[bytes | None], name: str, source: str, namespaces: frozenset[int]
 ) -> Iterator[UpdateEvent | SkippedItem | None]:
     for number, line in enumerate(stream, start=1):
         location = f"{name}: line {number}"
@@ -270,7 +271,7 @@ def _event_lines(
             yield None
             continue
         try:
-            obj = json.loads(line)
+            obj = load_json_line(line, location)
         except (ValueError, RecursionError) as exc:
             yield SkippedItem(source, location, "invalid-json", str(exc)[:200])
             continue
@@ -379,6 +380,7 @@ class _Updater:
         _ensure_wal(self.store)
         self.lexical = LexicalIndex.open(generation_dir / LEXICAL_DIR)
         self.writer: LexicalIndexWriter = self.lexical.writer(heap_bytes=50_000_000, threads=1)
+        self.writer.collect_garbage()  # files of a run killed in the middle of a commit
         self.delta = load_delta(generation_dir / DELTA_FILE, embedder.info.dimension)
         self.version = read_version(generation_dir)
         self._repair_delta()
@@ -448,8 +450,16 @@ class _Updater:
             self.writer.commit()
             self.delta.save(self.dir / DELTA_FILE)
             store.set_checkpoint(key, position, path)
-        self.version += 1
+            kill_point("update:indexed")
+        kill_point("update:committed")
         self.report.batches += 1
+        self.announce()
+
+    def announce(self) -> None:
+        """Write a new ``updates.json`` version: readers reload their tantivy searcher and
+        the delta. Also run when a run applies nothing, since a run killed between a batch's
+        commit and this marker leaves committed changes that no reader has picked up."""
+        self.version += 1
         self.report.delta_vectors = self.delta.ntotal
         self.report.version = self.version
         write_json_atomic(
@@ -582,8 +592,11 @@ def apply_to_generation(
             report=report,
         )
         try:
+            batches = report.batches
             for source in sources:
                 updater.apply_source(source, stdin)
+            if report.batches == batches:
+                updater.announce()
         finally:
             updater.close()
             report.seconds += time.perf_counter() - started
@@ -604,6 +617,7 @@ def apply_updates(
         if source != STDIN and not Path(source).is_file():
             raise UpdateError(f"source file not found: {source}")
     with layout.lock():
+        layout.cleanup_incomplete()
         generation = layout.current()
         model = generation.manifest.get("model", {})
         if embedder is None:

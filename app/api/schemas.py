@@ -225,6 +225,15 @@ class WikiInfo(BaseModel):
     sitename: str
 
 
+class FallbackInfo(BaseModel):
+    """Why an older generation is served instead of the one ``current`` names."""
+
+    wanted: str = Field(description="The generation `current` names, which cannot be served")
+    serving: str = Field(description="The older generation served instead")
+    reason: str = Field(description="Why the wanted generation cannot be served")
+    file: str | None = Field(default=None, description="The file at fault, when one is")
+
+
 class IndexResponse(BaseModel):
     generation: str
     built_at: str | None
@@ -235,6 +244,9 @@ class IndexResponse(BaseModel):
     languages: list[str]
     retrieval: dict[str, Any] = Field(description="Fusion defaults used by this service")
     manifest: dict[str, Any] = Field(description="The generation's manifest.json")
+    fallback: FallbackInfo | None = Field(
+        default=None, description="Set while an older generation stands in for a broken one"
+    )
 
 
 class HealthResponse(BaseModel):
@@ -245,6 +257,9 @@ class ReadyResponse(BaseModel):
     status: Literal["ready"] = "ready"
     generation: str
     probe_ms: float = Field(description="Time of the probe query")
+    fallback: FallbackInfo | None = Field(
+        default=None, description="Set while an older generation stands in for a broken one"
+    )
 
 
 # -- admin --------------------------------------------------------------------------------

@@ -9,7 +9,13 @@ from fastapi import APIRouter, Request, Response
 
 from app.api.deps import ServicesDep
 from app.api.metrics import CONTENT_TYPE, Metrics
-from app.api.schemas import ApiError, HealthResponse, ReadyResponse, error_responses
+from app.api.schemas import (
+    ApiError,
+    FallbackInfo,
+    HealthResponse,
+    ReadyResponse,
+    error_responses,
+)
 
 router = APIRouter(tags=["health"])
 
@@ -28,11 +34,14 @@ async def healthz() -> HealthResponse:
 )
 def readyz(services: ServicesDep) -> ReadyResponse:
     """200 when a generation is loaded and answers a probe query; 503 with the reason (no
-    published index, a model mismatch, a failed probe…) otherwise."""
-    serving = services.reloader.current
+    published index, a model mismatch, a missing or corrupt file — named in
+    ``details.file`` —, a failed probe…) otherwise. While an older generation stands in for
+    one that cannot be served, ``fallback`` says which and why."""
+    reloader = services.reloader
+    serving = reloader.current
     if serving is None:
-        reason = services.reloader.not_ready_reason or "no index generation is loaded"
-        raise ApiError(503, "not-ready", reason)
+        reason = reloader.not_ready_reason or "no index generation is loaded"
+        raise ApiError(503, "not-ready", reason, file=reloader.last_error_file)
     started = time.perf_counter()
     try:
         serving.probe()
@@ -40,8 +49,11 @@ def readyz(services: ServicesDep) -> ReadyResponse:
         raise ApiError(
             503, "not-ready", f"generation {serving.name} failed the probe query: {exc}"
         ) from exc
+    fallback = reloader.fallback
     return ReadyResponse(
-        generation=serving.name, probe_ms=round((time.perf_counter() - started) * 1000, 2)
+        generation=serving.name,
+        probe_ms=round((time.perf_counter() - started) * 1000, 2),
+        fallback=FallbackInfo.model_validate(fallback.as_dict()) if fallback is not None else None,
     )
 
 

@@ -6,8 +6,8 @@ from dataclasses import asdict
 
 from fastapi import APIRouter
 
-from app.api.deps import PrincipalDep, ServingDep
-from app.api.schemas import IndexResponse, WikiInfo, error_responses
+from app.api.deps import PrincipalDep, ServicesDep, ServingDep
+from app.api.schemas import FallbackInfo, IndexResponse, WikiInfo, error_responses
 
 router = APIRouter(prefix="/v1", tags=["index"])
 
@@ -18,10 +18,14 @@ router = APIRouter(prefix="/v1", tags=["index"])
     summary="Describe the served index",
     responses=error_responses(401, 429, 503),
 )
-def describe_index(principal: PrincipalDep, serving: ServingDep) -> IndexResponse:
+def describe_index(
+    principal: PrincipalDep, serving: ServingDep, services: ServicesDep
+) -> IndexResponse:
     """Generation id, model, counts (wikis, pages, revisions, passages, indexed passages),
-    the indexed wikis and languages, and the full manifest."""
+    the indexed wikis and languages, and the full manifest; ``fallback`` is set while an
+    older generation stands in for one that cannot be served."""
     manifest = serving.index.manifest
+    fallback = services.reloader.fallback
     counts = manifest.get("counts", {})
     return IndexResponse(
         generation=serving.name,
@@ -39,4 +43,5 @@ def describe_index(principal: PrincipalDep, serving: ServingDep) -> IndexRespons
             for k, v in asdict(serving.retriever.defaults).items()
         },
         manifest=manifest,
+        fallback=FallbackInfo.model_validate(fallback.as_dict()) if fallback is not None else None,
     )

@@ -158,6 +158,7 @@ class KeyStore:
         created = not self.path.exists()
         with self._connect() as conn:
             conn.execute(_SCHEMA)
+            _migrate(conn)
         if created:
             os.chmod(self.path, 0o600)  # only the service's user reads the digests
 
@@ -241,9 +242,7 @@ class KeyStore:
     def get(self, key_id: str) -> ApiKey | None:
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT key_id, name, admin, rate_limit, created_at, revoked_at FROM api_keys "
-                "WHERE key_id = ?",
-                (key_id,),
+                f"SELECT {_COLUMNS} FROM api_keys WHERE key_id = ?", (key_id,)
             ).fetchone()
         return None if row is None else _record(row)
 
@@ -251,8 +250,7 @@ class KeyStore:
         """Every key, oldest first (ids, names, dates and rights; never the keys)."""
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT key_id, name, admin, rate_limit, created_at, revoked_at FROM api_keys "
-                "ORDER BY created_at, key_id"
+                f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, key_id"
             ).fetchall()
         return [_record(r) for r in rows]
 
@@ -267,15 +265,13 @@ class KeyStore:
         key_id, secret = parts
         with self._connect() as conn:
             row = conn.execute(
-                "SELECT key_id, name, admin, rate_limit, created_at, revoked_at, salt, digest "
-                "FROM api_keys WHERE key_id = ?",
-                (key_id,),
+                f"SELECT {_COLUMNS}, salt, digest FROM api_keys WHERE key_id = ?", (key_id,)
             ).fetchone()
         if row is None:
             raise AuthenticationFailed("unknown", f"API key {key_id} is not known")
-        if not hmac.compare_digest(_digest(bytes(row[6]), secret), str(row[7])):
+        if not hmac.compare_digest(_digest(bytes(row[-2]), secret), str(row[-1])):
             raise AuthenticationFailed("invalid", f"API key {key_id} is not valid")
-        record = _record(row[:6])
+        record = _record(row[:-2])
         if record.revoked:
             raise AuthenticationFailed(
                 "revoked", f"API key {key_id} was revoked at {record.revoked_at}"

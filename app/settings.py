@@ -8,16 +8,20 @@ at start-up and then passed explicitly; nothing reads the environment deep in th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from indexer.build import BuildOptions
 from indexer.chunking import DEFAULT_MAX_WORDS, ChunkingConfig
 from indexer.ingest import IngestOptions
 from indexer.licensing import LicensePolicy
+from indexer.sources.wme import DEFAULT_MAX_LINE_BYTES
+
+_ORIGIN: Final = re.compile(r"https?://[A-Za-z0-9.\[\]:-]+")
 
 
 class Settings(BaseSettings):

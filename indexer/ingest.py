@@ -26,8 +26,9 @@ from tqdm import tqdm
 
 from indexer.chunking import ChunkingConfig, PageRef, chunk_sections
 from indexer.licensing import LicensePolicy
-from indexer.models import RawRevision, SkippedItem
+from indexer.models import License, Passage, RawRevision, Section, SkippedItem
 from indexer.sources.open import open_source
+from indexer.sources.wme import DEFAULT_MAX_LINE_BYTES
 from indexer.store import PassageStore, RevisionOutcome
 from indexer.wikitext import CleanerConfig, clean_wikitext
 

@@ -20,6 +20,7 @@ after this response) and ``X-Quota-Reset`` (the reset time, ISO 8601 UTC).
 
 from __future__ import annotations
 
+import datetime
 import hmac
 import logging
 from dataclasses import dataclass
@@ -199,6 +200,7 @@ def get_principal(
             headers={"Retry-After": retry_after},
             retry_after_seconds=int(retry_after),
         )
+    _admit(request, services, principal)
     return principal
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from indexer.sources.wme import EnterpriseSnapshotReader
+from indexer.sources.wme import DEFAULT_MAX_LINE_BYTES, EnterpriseSnapshotReader
 from indexer.sources.xml_dump import MediaWikiDumpReader, SourceError
 
 __all__ = ["SUPPORTED_SUFFIXES", "SourceError", "open_source"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tarfile
 import zlib
 from collections.abc import Generator, Iterator
@@ -35,6 +36,8 @@ __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "EnterpriseSnapshotReader",
     "SnapshotStats",
+    "iter_ndjson_lines",
+    "load_json_line",
     "parse_enterprise_article",
 ]
 
@@ -365,6 +368,7 @@ class EnterpriseSnapshotReader:
             return
         with archive:
             members = iter(archive)
+            position = -1
             while True:
                 try:
                     member = next(members)
@@ -421,6 +425,7 @@ class EnterpriseSnapshotReader:
         """Yield the items of one NDJSON stream; the generator's return value is False
         when the stream broke (the caller must stop)."""
         lines = _iter_lines(stream, self.max_line_bytes)
+        first, stop = self.lines if self.lines is not None else (1, None)
         last = 0
         while True:
             try:
@@ -432,6 +437,10 @@ class EnterpriseSnapshotReader:
                 yield self._skip(location, "corrupt-gzip", f"compressed data broken: {exc}")
                 return False
             last = number
+            if number < first:
+                continue
+            if stop is not None and number >= stop:
+                return True
             item = self._line(line, f"{prefix}: line {number}")
             if item is not None:
                 yield item
@@ -444,7 +453,7 @@ class EnterpriseSnapshotReader:
         if not line.strip():
             return None
         try:
-            obj: object = json.loads(line)
+            obj = load_json_line(line, location)
         except (ValueError, RecursionError) as exc:
             return self._skip(location, "invalid-json", str(exc)[:200])
         if not isinstance(obj, dict):

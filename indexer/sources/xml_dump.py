@@ -343,11 +343,8 @@ class MediaWikiDumpReader:
     # -- public ---------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[RawRevision | SkippedItem]:
-        self.stats = DumpStats()
-        self._site = None
-        self._last_page_id = None
         try:
-            self._compression = compression_of(self.path)
+            compression = compression_of(self.path)
             opened = open_maybe_compressed(self.path)
         except OSError as exc:
             raise SourceError(f"{self.path}: cannot open: {exc}") from exc

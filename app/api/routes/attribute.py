@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from app.answer_attribution import (
+    AnswerAttribution,
     AnswerAttributor,
     AttributeOptions,
     MalformedPassageIds,

@@ -36,6 +36,7 @@ def cite_revision(
     wiki: Annotated[str, Path(max_length=64, examples=["enwiki"])],
     revision_id: Annotated[int, Path(ge=1, le=MAX_ID, examples=[1270870723])],
     principal: PrincipalDep,
+    services: ServicesDep,
     serving: ServingDep,
 ) -> CitationRecord:
     """The stored revision with its license, attribution, passages, and whether it is still
@@ -64,6 +65,7 @@ def cite_url(
         ),
     ],
     principal: PrincipalDep,
+    services: ServicesDep,
     serving: ServingDep,
 ) -> CitationRecord:
     """The revision a URL names (its ``oldid``), else the page's current revision, following

@@ -16,6 +16,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import logging
@@ -263,6 +264,7 @@ def rebuild_index(
         sources = [Path(s["path"]) for s in current.manifest.get("sources", [])]
         if not sources:
             raise BuildError(f"generation {current.generation} records no sources; name them")
+    options = _with_recorded_ingest(options, current.manifest)
     replay, lost = _recorded_updates(current)
     if not replay and not lost:
         return build_index(sources, index_dir, options, embedder=embedder)
@@ -286,6 +288,21 @@ def rebuild_index(
             log.warning("update sources that cannot be replayed: %s", ", ".join(lost))
 
     return build_index(sources, index_dir, options, embedder=embedder, before_publish=carry_forward)
+
+
+def _with_recorded_ingest(options: BuildOptions, manifest: dict[str, Any]) -> BuildOptions:
+    """``options`` with the wiki name and namespaces the published build used, where the
+    caller left them at their defaults (an XML export without ``<siteinfo>`` needs the wiki
+    name again, e.g. for a rebuild started by the service)."""
+    recorded = manifest.get("ingest") or {}
+    ingest = options.ingest
+    if ingest.wiki is None and recorded.get("wiki"):
+        ingest = dataclasses.replace(ingest, wiki=str(recorded["wiki"]))
+    if ingest.namespaces == IngestOptions().namespaces and recorded.get("namespaces"):
+        ingest = dataclasses.replace(
+            ingest, namespaces=frozenset(int(n) for n in recorded["namespaces"])
+        )
+    return options if ingest is options.ingest else dataclasses.replace(options, ingest=ingest)
 
 
 def _recorded_updates(generation: Generation) -> tuple[list[str], list[str]]:
@@ -493,6 +510,9 @@ def _manifest(
             "aliases": counts["aliases"],
         },
         "ingest": {
+            # what a rebuild needs to read the recorded sources the same way
+            "wiki": options.ingest.wiki,
+            "namespaces": sorted(options.ingest.namespaces),
             "skipped": dict(report.ingest.skipped),
         },
         "embedding": report.embedding.as_dict(),

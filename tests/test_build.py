@@ -111,6 +111,33 @@ def test_rebuild_reuses_the_cache_and_reports_changes(tmp_path: Path, embedder: 
     assert len(fourth.pruned) == 2 and len(layout.published()) == 2
 
 
+_NO_SITEINFO = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.11/" version="0.11">
+  <page><title>Tiny</title><ns>0</ns><id>7</id>
+    <revision><id>70</id><timestamp>2025-01-02T03:04:05Z</timestamp>
+      <contributor><username>A</username><id>1</id></contributor>
+      <model>wikitext</model><format>text/x-wiki</format>
+      <text xml:space="preserve">A tiny article about '''rebuilds''' with no site
+information in its export.</text><sha1>x</sha1></revision></page>
+</mediawiki>
+"""
+
+
+def test_rebuild_reads_the_sources_with_the_recorded_wiki_name(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    """An XML export without <siteinfo> needs --wiki; a rebuild (e.g. started by the service's
+    admin route, which passes no ingest options) takes it from the manifest."""
+    source = tmp_path / "tiny.xml"
+    source.write_text(_NO_SITEINFO, encoding="utf-8")
+    options = BuildOptions(ingest=IngestOptions(progress=False, wiki="enwiki"), progress=False)
+    first = build_index([source], tmp_path / "index", options, embedder=embedder)
+    manifest = IndexLayout(tmp_path / "index").current().manifest
+    assert manifest["ingest"]["wiki"] == "enwiki" and manifest["ingest"]["namespaces"] == [0]
+    again = rebuild_index(tmp_path / "index", options=OPTIONS, embedder=embedder)
+    assert again.passages == first.passages > 0
+    assert again.embedding.misses == 0
+
+
 def test_a_build_with_no_passages_publishes_nothing(tmp_path: Path, embedder: Embedder) -> None:
     empty = tmp_path / "empty.ndjson"
     empty.write_text("{not json\n", encoding="utf-8")

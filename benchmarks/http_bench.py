@@ -162,7 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=Path, required=True, help="published index directory")
     parser.add_argument("--name", default="sample", help="label of this index in the results")
     parser.add_argument("--seconds", type=int, default=20, help="duration of each wrk run")
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 16])
+    parser.add_argument(
+        "--clients",
+        type=int,
+        nargs="*",
+        default=[1, 16],
+        help="closed-loop (wrk) runs with these client counts; none: skip",
+    )
     parser.add_argument("--questions", type=int, default=1278, help="distinct queries cycled")
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument(
@@ -196,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             lua_script(script, args.questions, args.k)
             bodies = Path(tmp) / "bodies.jsonl"
             bodies_file(bodies, args.questions, args.k)
-            run_wrk(url, script, 2, 5)  # warm-up: page in the indexes
+            run_wrk(url, script, 16, 10)  # warm-up: every worker, the indexes paged in
             with LoadSampler() as load:
                 for clients in args.clients:
                     runs.append({"loop": "closed", **run_wrk(url, script, clients, args.seconds)})

@@ -586,7 +586,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         url = f"http://127.0.0.1:{port}"
         server = _start_server(index, port, args.workers, workdir / "serve.log")
         first = wait_ready(url, timeout=300)
-        run_generator(url, plan_file, 2.0, 5, 4)  # warm-up: page the indexes in
+        # warm-up: every worker and every request kind, indexes paged in, before calibrating
+        run_generator(url, plan_file, 8.0, 20, args.connections)
         with LoadSampler() as load:
             history: list[dict[str, Any]] = []
             rate = args.rate

@@ -362,11 +362,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _search_until(url: str, deadline: float, *, rebuild: bool, pid: int) -> tuple[int, int]:
+def _search_until(
+    url: str, deadline: float, *, rebuild: bool, pid: int, until_job_ends: bool = False
+) -> tuple[int, int, str | None]:
     """Hit the service until ``deadline`` or its death (readiness, then searches; one admin
-    rebuild when asked); returns (answered, errors)."""
+    rebuild when asked; with ``until_job_ends``, also until that rebuild job has ended);
+    returns (answered, errors, the job's last state)."""
     answered = errors = 0
-    ready = requested = False
+    ready = False
+    job: str | None = None
+    state: str | None = None
     with httpx.Client(base_url=url, timeout=2.0) as client:
         while time.monotonic() < deadline and _alive(pid):
             try:
@@ -375,14 +380,20 @@ def _search_until(url: str, deadline: float, *, rebuild: bool, pid: int) -> tupl
                     if not ready:
                         time.sleep(0.05)
                     continue
-                if rebuild and not requested:
-                    requested = client.post("/v1/admin/rebuild").status_code == 202
+                if rebuild and job is None:
+                    accepted = client.post("/v1/admin/rebuild")
+                    job = accepted.json()["job_id"] if accepted.status_code == 202 else None
                 response = client.post("/v1/search", json={"query": "Einstein", "k": 3})
                 answered += 1
                 errors += response.status_code >= 500
+                if job is not None:
+                    status = client.get(f"/v1/admin/jobs/{job}")
+                    state = status.json()["state"] if status.status_code == 200 else state
+                    if until_job_ends and state in ("succeeded", "failed"):
+                        break
             except httpx.TransportError:
                 time.sleep(0.05)
-    return answered, errors
+    return answered, errors, state
 
 
 def test_a_killed_service_leaves_the_index_as_it_was(
@@ -419,9 +430,13 @@ def test_a_killed_service_leaves_the_index_as_it_was(
         pid = zygote.start("serve", index, port=port, kill_at=stage)
         delay = 120.0 if stage else rng.uniform(0.0, lifetime * 1.2)
         rebuild = stage is not None or round_ % 2 == 0
-        answered, errors = _search_until(url, time.monotonic() + delay, rebuild=rebuild, pid=pid)
+        answered, errors, state = _search_until(
+            url, time.monotonic() + delay, rebuild=rebuild, pid=pid, until_job_ends=bool(stage)
+        )
         if stage is not None:
-            assert not _alive(pid), f"round {round_}: the rebuild never reached {stage}"
+            # the rebuild runs as a child process: it dies there, the service answers on
+            assert state == "failed", f"round {round_}: the rebuild never reached {stage}"
+            assert _alive(pid), f"round {round_}: the service died with its rebuild"
             leftover = list((index / "generations").glob(".building-*"))
             assert bool(leftover) == stage.startswith(("build:", "publish:manifest"))
         _kill(pid)

@@ -76,20 +76,19 @@ async def reload(
 
 
 def _rebuild_work(services: Services, sources: list[FilePath]) -> Callable[..., dict[str, Any]]:
-    from indexer.build import rebuild_index
+    """The job: ``wikirag rebuild`` as a child process (:mod:`app.rebuild_job`), then a
+    switch to what it published."""
+    from app.rebuild_job import run_rebuild
 
-    settings = services.settings.model_copy(update={"progress": False})
+    settings = services.settings
 
     def work(set_stage: Callable[[str], None]) -> dict[str, Any]:
         set_stage("building")
         started = time.perf_counter()
-        report = rebuild_index(
-            settings.index_dir, sources, settings.build_options(), embedder=services.embedder
-        )
+        result = run_rebuild(settings, sources)
         set_stage("loading")
         outcome = services.reloader.reload()
         services.metrics.reloads.labels(outcome="changed" if outcome.changed else "failed").inc()
-        result = report.as_dict()
         result["served_generation"] = outcome.generation
         result["reload_error"] = outcome.error
         result["seconds"] = round(time.perf_counter() - started, 2)

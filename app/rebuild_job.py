@@ -44,9 +44,11 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_the_service() -> None:  # pragma: no cover - runs in the child, before exec
-    """Linux: the child gets SIGKILL when the service dies, so that no orphaned rebuild goes
-    on holding the index lock (a killed build leaves nothing published; the next build
-    removes its leftovers)."""
+    """In the child: a lower CPU priority (``nice`` +10), so that requests keep the cores
+    when both want them; and, on Linux, SIGKILL when the service dies, so that no orphaned
+    rebuild goes on holding the index lock (a killed build leaves nothing published; the
+    next build removes its leftovers)."""
+    os.nice(10)
     if sys.platform.startswith("linux"):
         import ctypes
 

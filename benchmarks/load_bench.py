@@ -66,6 +66,7 @@ from benchmarks._common import (
     update_results_md,
     write_result,
 )
+from benchmarks.openloop import read_status
 
 NAME = "load_bench"
 SECTION = "load"
@@ -178,19 +179,6 @@ def _request_bytes(host: str, request: dict[str, Any]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _read_status(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    if length:
-        await reader.readexactly(length)
-    return status
-
-
 async def _exchange(
     connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
     address: tuple[str, int],
@@ -206,7 +194,7 @@ async def _exchange(
         try:
             writer.write(payload)
             await writer.drain()
-            return await asyncio.wait_for(_read_status(reader), timeout=30), connection
+            return await asyncio.wait_for(read_status(reader), timeout=30), connection
         except (OSError, asyncio.IncompleteReadError, ValueError):
             writer.close()
             connection = None

@@ -51,7 +51,8 @@ def request_bytes(host: str, path: str, body: bytes, headers: dict[str, str]) ->
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def read_status(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 response (headers, then a Content-Length body); its status."""
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
     length = 0
@@ -77,7 +78,7 @@ async def _worker(
             if writer is None or reader is None:
                 reader, writer = await asyncio.open_connection(*address)
             writer.write(payload)
-            status = await _read_response(reader)
+            status = await read_status(reader)
         except (OSError, asyncio.IncompleteReadError, ValueError):
             tally.transport_errors += 1
             if writer is not None:

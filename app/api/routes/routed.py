@@ -19,14 +19,14 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.api.deps import PrincipalDep, ServicesDep
-from app.api.routes.search import _check_filters, _check_query, _result
+from app.api.routes.search import _check_filters, _check_query, _result, search_request
 from app.api.schemas import (
     ApiError,
     SearchBody,
     SearchResponse,
     error_responses,
 )
-from app.retrieval import SearchMode, SearchRequest
+from app.retrieval import SearchMode
 from app.shards import ShardRouter
 
 router = APIRouter(tags=["router"])
@@ -74,20 +74,12 @@ async def search(
         await shards.refresh(missing_only=True)
         sites = shards.sites()
     _check_filters(body, sites, frozenset(s["language"] for s in sites.values()))
-    search_request = SearchRequest(
-        query,
-        k=body.k,
-        mode=body.mode,
-        fusion=body.fusion,
-        wikis=tuple(body.wikis) if body.wikis else None,
-        languages=tuple(body.languages) if body.languages else None,
-        max_per_article=body.max_per_article,
-    )
+    retrieval_request = search_request(body, query)
     vector = None
     if body.mode is not SearchMode.LEXICAL:
         encoded = await asyncio.to_thread(services.embedder.encode_query, query)
         vector = [float(x) for x in encoded]
-    merged = await shards.search(search_request, vector, services.embedder.info.model_id)
+    merged = await shards.search(retrieval_request, vector, services.embedder.info.model_id)
     if not merged.generations:
         raise _unavailable(merged.missing)
     results = [_result(rank, hit) for rank, hit in enumerate(merged.hits, start=1)]

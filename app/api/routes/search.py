@@ -54,6 +54,19 @@ def _result(rank: int, hit: SearchHit) -> SearchResult:
     )
 
 
+def search_request(body: SearchBody, query: str) -> SearchRequest:
+    """The retriever's request for a validated body (``query`` already checked)."""
+    return SearchRequest(
+        query,
+        k=body.k,
+        mode=body.mode,
+        fusion=body.fusion,
+        wikis=tuple(body.wikis) if body.wikis else None,
+        languages=tuple(body.languages) if body.languages else None,
+        max_per_article=body.max_per_article,
+    )
+
+
 def _check_query(body: SearchBody, settings: Settings) -> str:
     query = body.query
     if not query.strip():
@@ -109,15 +122,7 @@ def search(
     started = time.perf_counter()
     query = _check_query(body, services.settings)
     _check_filters(body, serving.sites, serving.languages)
-    request = SearchRequest(
-        query,
-        k=body.k,
-        mode=body.mode,
-        fusion=body.fusion,
-        wikis=tuple(body.wikis) if body.wikis else None,
-        languages=tuple(body.languages) if body.languages else None,
-        max_per_article=body.max_per_article,
-    )
+    request = search_request(body, query)
     search_started = time.perf_counter()
     hits = serving.retriever.search(request)
     services.metrics.search_latency.labels(mode=body.mode.value).observe(

@@ -96,6 +96,20 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shared_index(tmp_path_factory)
 
 
+def fuzz_settings(max_examples: int) -> Any:
+    """Hypothesis settings of the schemathesis runs: bounded, no deadline, no example
+    database, every health check off (the service is slow next to what hypothesis expects)."""
+    import hypothesis
+
+    return hypothesis.settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(hypothesis.HealthCheck),
+        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+    )
+
+
 def copy_index(index_dir: Path, target: Path) -> Path:
     """A private copy of an index (generations, ``current`` link, embedding cache)."""
     shutil.copytree(index_dir, target, symlinks=True, ignore=shutil.ignore_patterns("keys*"))
@@ -554,13 +568,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
 
     def fuzz(operation: Any, mode: GenerationMode) -> None:
         @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-        @hypothesis.settings(
-            max_examples=30,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(hypothesis.HealthCheck),
-            phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-        )
+        @fuzz_settings(30)
         def run(case: Any) -> None:
             response = case.call(headers=auth)
             cases[operation.label] = cases.get(operation.label, 0) + 1

@@ -35,7 +35,14 @@ from benchmarks.fuzz_api import record_fuzz_counts
 from indexer.embedding import Embedder
 from tests.conftest import ROOT
 from tests.live_server import _wait_ready, free_port
-from tests.test_api import copy_index, embedder, error_of, index_dir, service_settings
+from tests.test_api import (
+    copy_index,
+    embedder,
+    error_of,
+    fuzz_settings,
+    index_dir,
+    service_settings,
+)
 
 __all__ = ["embedder", "index_dir"]  # session fixtures shared with test_api
 
@@ -150,13 +157,7 @@ def test_schemathesis_with_keys_required_gives_401_403_and_never_a_server_error(
         admin_route = operation.path.startswith("/v1/admin/")
 
         @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
-        @hypothesis.settings(
-            max_examples=10,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(hypothesis.HealthCheck),
-            phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
-        )
+        @fuzz_settings(10)
         def run(case: Any) -> None:
             case.headers = {  # the identity under test, not one schemathesis made up
                 k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"

@@ -33,12 +33,13 @@ import html
 import itertools
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from app.attribution import Attribution, build_attribution
 from app.retrieval import HybridRetriever, SearchRequest
@@ -314,22 +315,37 @@ def best_window(sentence: str, passage: PassageRecord) -> tuple[int, int, float]
 class LexicalDenseScorer:
     """``score = lexical_weight · coverage + (1 − lexical_weight) · cosine``, both taken on the
     best window of the passage: coverage of the sentence's stemmed content words, and the
-    cosine similarity of the sentence and window embeddings (one batched forward pass per
-    sentence)."""
+    cosine similarity of the sentence and window embeddings.
+
+    Each text is embedded alone by ``encode`` (default: the embedder's low-latency
+    :meth:`~indexer.embedding.Embedder.encode_query`; :class:`AnswerAttributor` passes its
+    retriever's cached :meth:`~app.retrieval.HybridRetriever.encode_text`, which also holds
+    the sentence's vector from its search). A batch would pad every window to the longest
+    one: windows are short (36 tokens on average) but some reach the model's limit.
+    """
 
     name = "lexical-dense"
 
-    def __init__(self, embedder: Embedder, lexical_weight: float = 0.5) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        lexical_weight: float = 0.5,
+        *,
+        encode: Callable[[str], npt.NDArray[np.float32]] | None = None,
+    ) -> None:
         self.embedder = embedder
         self.lexical_weight = lexical_weight
+        self._encode = encode or embedder.encode_query
 
     def score(self, sentence: str, passages: Sequence[PassageRecord]) -> list[SupportResult]:
         if not passages:
             return []
         windows = [best_window(sentence, p) for p in passages]
-        texts = [sentence] + [p.text[s:e] for p, (s, e, _) in zip(passages, windows, strict=True)]
-        vectors = self.embedder.encode(texts)
-        cosines = np.clip(vectors[1:] @ vectors[0], 0.0, 1.0)
+        sentence_vector = self._encode(sentence)
+        window_vectors = np.stack(
+            [self._encode(p.text[s:e]) for p, (s, e, _) in zip(passages, windows, strict=True)]
+        )
+        cosines = np.clip(window_vectors @ sentence_vector, 0.0, 1.0)
         results = []
         for (start, end, cov), cos in zip(windows, cosines, strict=True):
             score = self.lexical_weight * cov + (1 - self.lexical_weight) * float(cos)
@@ -483,7 +499,18 @@ class AnswerAttributor:
 
     def __init__(self, retriever: HybridRetriever, scorer: SupportScorer | None = None) -> None:
         self.retriever = retriever
-        self.scorer: SupportScorer = scorer or LexicalDenseScorer(retriever.embedder)
+        self._given_scorer = scorer
+        self.scorer: SupportScorer = scorer or LexicalDenseScorer(
+            retriever.embedder, encode=retriever.encode_text
+        )
+
+    def _call_parts(self) -> tuple[SupportScorer, _Vectors]:
+        """The scorer and the embeddings of one call: each text of the call (a sentence, for
+        its search and its scores; a window quoted for several sentences) is embedded once,
+        even with the retriever's cache off."""
+        vectors = _Vectors(self.retriever.encode_text)
+        scorer = self._given_scorer or LexicalDenseScorer(self.retriever.embedder, encode=vectors)
+        return scorer, vectors
 
     @property
     def store(self) -> PassageStore:
@@ -514,9 +541,10 @@ class AnswerAttributor:
         options = options or AttributeOptions()
         started = time.perf_counter()
         given, unknown = self.resolve(options.passage_ids or ())
+        parts = self._call_parts()
         sentences = []
         for span in split_sentences(answer):
-            citations = self.candidates(span.text, given, options)
+            citations = self._candidates(span.text, given, options, *parts)
             citations = [c for c in citations if c.label is not SupportLabel.UNSUPPORTED]
             citations = citations[: options.k]
             label = citations[0].label if citations else SupportLabel.UNSUPPORTED
@@ -544,26 +572,39 @@ class AnswerAttributor:
         """Every scored candidate for one sentence, best first (labels included): the
         ``given`` passages, then, unless one of them supports the sentence (or
         ``search_fallback`` is off), the index's best passages for it."""
-        options = options or AttributeOptions()
-        citations = self._cite(sentence, given, options) if given else []
+        return self._candidates(sentence, given, options or AttributeOptions(), *self._call_parts())
+
+    def _candidates(
+        self,
+        sentence: str,
+        given: Sequence[PassageRecord],
+        options: AttributeOptions,
+        scorer: SupportScorer,
+        vectors: _Vectors,
+    ) -> list[Citation]:
+        citations = self._cite(sentence, given, options, scorer) if given else []
         best = citations[0].label if citations else SupportLabel.UNSUPPORTED
         if best is not SupportLabel.SUPPORTED and (not given or options.search_fallback):
-            found = self._cite(sentence, self._search(sentence, options), options)
+            found = self._cite(sentence, self._search(sentence, options, vectors), options, scorer)
             citations = _merge(citations, found)
         return citations
 
-    def _search(self, sentence: str, options: AttributeOptions) -> list[PassageRecord]:
-        hits = self.retriever.search(
-            SearchRequest(
-                sentence, k=options.candidates, wikis=options.wikis, languages=options.languages
-            )
+    def _search(
+        self, sentence: str, options: AttributeOptions, vectors: _Vectors
+    ) -> list[PassageRecord]:
+        request = SearchRequest(
+            sentence, k=options.candidates, wikis=options.wikis, languages=options.languages
         )
-        return [h.passage for h in hits]
+        return [h.passage for h in self.retriever.search(request, vector=vectors(sentence))]
 
     def _cite(
-        self, sentence: str, passages: Sequence[PassageRecord], options: AttributeOptions
+        self,
+        sentence: str,
+        passages: Sequence[PassageRecord],
+        options: AttributeOptions,
+        scorer: SupportScorer,
     ) -> list[Citation]:
-        results = self.scorer.score(sentence, passages)
+        results = scorer.score(sentence, passages)
         citations = []
         for passage, result in zip(passages, results, strict=True):
             agreement = check_agreement(sentence, passage, (result.quote_start, result.quote_end))
@@ -582,6 +623,20 @@ class AnswerAttributor:
             )
         citations.sort(key=lambda c: (_RANK[c.label], c.score), reverse=True)
         return citations
+
+
+class _Vectors:
+    """Embeddings computed during one attribution call, each text once."""
+
+    def __init__(self, encode: Callable[[str], npt.NDArray[np.float32]]) -> None:
+        self._encode = encode
+        self._seen: dict[str, npt.NDArray[np.float32]] = {}
+
+    def __call__(self, text: str) -> npt.NDArray[np.float32]:
+        vector = self._seen.get(text)
+        if vector is None:
+            vector = self._seen[text] = self._encode(text)
+        return vector
 
 
 def _merge(first: list[Citation], second: list[Citation]) -> list[Citation]:

@@ -495,7 +495,12 @@ def _open_retriever(settings: Settings) -> Any:
         onnx_cache_dir=settings.onnx_cache_dir,
     )
     index = LoadedIndex.open(settings.index_dir, embedder.info)
-    return HybridRetriever(index, embedder, retrieval_defaults(index.manifest, settings))
+    return HybridRetriever(
+        index,
+        embedder,
+        retrieval_defaults(index.manifest, settings),
+        encode_cache_size=settings.encode_cache_size,
+    )
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:

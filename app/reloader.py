@@ -105,7 +105,12 @@ def open_serving(generation: Generation, embedder: Embedder, settings: Settings)
     """Open ``generation`` for serving and warm it up; raises when it cannot serve."""
     index = LoadedIndex.open_generation(generation, embedder.info)
     try:
-        retriever = HybridRetriever(index, embedder, retrieval_defaults(index.manifest, settings))
+        retriever = HybridRetriever(
+            index,
+            embedder,
+            retrieval_defaults(index.manifest, settings),
+            encode_cache_size=settings.encode_cache_size,
+        )
         sites = {site.wiki: site for site in index.store.wikis()}
         serving = ServingIndex(
             generation=generation,

@@ -91,6 +91,13 @@ class Settings(BaseSettings):
         description="where the ONNX export of the model is cached "
         "(default: $XDG_CACHE_HOME/wikirag/onnx or ~/.cache/wikirag/onnx)",
     )
+    encode_cache_size: int = Field(
+        default=4096,
+        ge=0,
+        le=1_000_000,
+        description="texts whose embeddings each worker keeps (repeated queries, attribution "
+        "windows; ~1.7 kB each at 384 dims; 0: off)",
+    )
 
     # -- service (``wikirag serve``) ---------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="address the HTTP service binds to")

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -213,6 +214,65 @@ def test_footnotes_and_references_carry_full_attribution(
     json.dumps(data)
     assert data["references"][0]["attribution"]["url"] == attribution.url
     assert data["sentences"][0]["citations"][0]["quote"] in record.text
+
+
+def test_dense_scores_match_a_batched_forward_pass_and_repeats_skip_the_model(
+    index_dir: Path, year_sentence: tuple[PassageRecord, str]
+) -> None:
+    """Windows are embedded one at a time (no padding to the longest) through the retriever's
+    cache: the cosines are those of the model's own batched ``encode``, and attributing the
+    same answer again runs the model on nothing new."""
+    embedder = shared_embedder()
+    index = LoadedIndex.open(index_dir, embedder.info)
+    try:
+        retriever = HybridRetriever(index, embedder)
+        attributor = AnswerAttributor(retriever)
+        _, sentence = year_sentence
+        answer = f"{sentence} {UNRELATED} Einstein was a physicist."
+        first = attributor.attribute(answer)
+        cited = [(s.text, c) for s in first.sentences for c in s.citations]
+        assert cited, "the verbatim sentence has citations"
+        for text, citation in cited:
+            vectors = embedder.encode([text, citation.quote])
+            assert citation.components["dense"] == pytest.approx(
+                float(np.clip(vectors[0] @ vectors[1], 0, 1)), abs=2e-4
+            )
+        misses = retriever._encode.cache_info().misses
+        again = AnswerAttributor(retriever).attribute(answer)
+        assert retriever._encode.cache_info().misses == misses
+        assert again.as_dict()["sentences"] == first.as_dict()["sentences"]
+    finally:
+        index.close()
+
+
+def test_each_text_of_an_answer_is_embedded_once_even_with_the_cache_off(
+    index_dir: Path, year_sentence: tuple[PassageRecord, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sentence's vector serves its search and its scores, and a window quoted for two
+    sentences is embedded once, without the retriever's cache
+    (``WIKIRAG_ENCODE_CACHE_SIZE=0``)."""
+    embedder = shared_embedder()
+    embedded: list[str] = []
+    real = embedder.encode_query
+
+    def counting(text: str) -> np.ndarray:
+        embedded.append(text)
+        return real(text)
+
+    monkeypatch.setattr(embedder, "encode_query", counting)
+    index = LoadedIndex.open(index_dir, embedder.info)
+    try:
+        _, sentence = year_sentence
+        answer = f"{sentence} {sentence}"
+        uncached = AnswerAttributor(HybridRetriever(index, embedder, encode_cache_size=0))
+        result = uncached.attribute(answer)
+        assert embedded.count(sentence) == 1
+        assert len(embedded) == len(set(embedded))
+        assert len(result.sentences) == 2 and result.sentences[0].citations
+        cached = AnswerAttributor(HybridRetriever(index, embedder)).attribute(answer)
+        assert cached.as_dict()["sentences"] == result.as_dict()["sentences"]
+    finally:
+        index.close()
 
 
 # -- HTTP -------------------------------------------------------------------------------------

@@ -3,24 +3,32 @@
 ``N`` minutes (default 10) of mixed traffic against a real ``wikirag serve`` on a loopback
 port — 80 % ``POST /v1/search`` (real SQuAD questions, hybrid), 10 % ``GET
 /v1/passages/{id}``, 5 % citation lookups (half by revision, half by article URL), 5 %
-``POST /v1/attribute`` (a sentence taken from a stored passage) — while incremental updates
-are applied to the served generation (new revisions of the realtime sample's article,
-``data/samples/wme/enwiki-realtime-sample.ndjson.gz``, through ``indexer.update.apply_updates``
-every ``--update-every`` seconds; the service picks them up by polling ``updates.json``) and
-one new generation is published partway through (``POST /v1/admin/rebuild`` at
-``--rebuild-at`` of the run, which also replays the applied updates).
+``POST /v1/attribute`` (the first sentence of a stored passage; for list and infobox passages,
+which have no ". ", up to 500 characters of their lines: answers of up to 38 "sentences") —
+while incremental updates are applied to the served generation (new revisions of the realtime
+sample's article, ``data/samples/wme/enwiki-realtime-sample.ndjson.gz``, through
+``indexer.update.apply_updates`` every ``--update-every`` seconds; the service picks them up by
+polling ``updates.json``) and one new generation is published partway through (``POST
+/v1/admin/rebuild`` at ``--rebuild-at`` of the run, which also replays the applied updates).
+
+The plan (2,000 requests) repeats during a run, so the service runs with its embedding cache
+off (``--encode-cache-size 0``): every request pays for its embeddings as a first-time request
+does.
 
 The load is **open loop**: a separate generator process (this module with ``--generate``)
 schedules requests at a fixed rate over ``--connections`` keep-alive connections and counts
 each latency from the moment the request was due (no coordinated omission). A short
 calibration first (``--calibrate``, the default when ``--rate`` is not given) runs
-``--step-seconds`` steps at rising rates and keeps the highest rate whose p99 is ≤ 200 ms
-with no errors and ≥ 95 % of the target rate achieved; the long run uses that rate.
+``--step-seconds`` steps at rising rates (then two bisection steps) and keeps the highest rate
+whose p99 is ≤ 200 ms with no errors and ≥ 95 % of the target rate achieved; the long run uses
+``--headroom`` × that rate, because the updates and the rebuild run on the same cores.
 
 Reported: requests served, errors (transport errors and non-2xx, except 404/410 on lookups of
 content that updates removed, counted apart), p50/p99 overall and per request kind, RSS and
 open file descriptors (``/proc/PID/fd``) of the server process tree at the start and the end
-of the long run (target: RSS growth ≤ 10 %), updates applied and the rebuild's timing.
+of the long run (target: RSS growth ≤ 10 %), updates applied and the rebuild's timing, and a
+timeline (per second: requests, p99, max, requests over 200 ms) that shows where a tail came
+from.
 
 The index (default ``var/samples/index``, built with the ``make run`` sources when missing)
 is copied to a temporary directory first: updates and the rebuild never touch it.
@@ -166,6 +174,8 @@ def _post(kind: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class Tally:
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
+    # by second of the run (of each request's due time): latencies of every kind
+    timeline: dict[int, list[float]] = field(default_factory=dict)
     statuses: dict[str, dict[int, int]] = field(default_factory=dict)
     transport_errors: int = 0
     sent: int = 0
@@ -204,7 +214,10 @@ async def _exchange(
 
 
 async def _worker(
-    address: tuple[str, int], queue: asyncio.Queue[tuple[float, str, bytes] | None], tally: Tally
+    address: tuple[str, int],
+    queue: asyncio.Queue[tuple[float, str, bytes] | None],
+    tally: Tally,
+    start: float,
 ) -> None:
     connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     while (item := await queue.get()) is not None:
@@ -217,7 +230,9 @@ async def _worker(
                 connection[1].close()
             connection = None
             continue
-        tally.latencies_ms.setdefault(kind, []).append((time.perf_counter() - due) * 1000)
+        latency = (time.perf_counter() - due) * 1000
+        tally.latencies_ms.setdefault(kind, []).append(latency)
+        tally.timeline.setdefault(int(due - start), []).append(latency)
         counts = tally.statuses.setdefault(kind, {})
         counts[status] = counts.get(status, 0) + 1
     if connection is not None:
@@ -225,21 +240,30 @@ async def _worker(
 
 
 async def generate(
-    url: str, requests: list[dict[str, Any]], *, rate: float, seconds: float, connections: int
+    url: str,
+    requests: list[dict[str, Any]],
+    *,
+    rate: float,
+    seconds: float,
+    connections: int,
+    offset: int = 0,
 ) -> dict[str, Any]:
-    """Schedule ``rate × seconds`` requests, one every ``1/rate`` s, cycling ``requests``."""
+    """Schedule ``rate × seconds`` requests, one every ``1/rate`` s, cycling ``requests``
+    from index ``offset``."""
     parts = urlsplit(url)
     address = (parts.hostname or "127.0.0.1", parts.port or 80)
     payloads = [(r["kind"], _request_bytes(parts.netloc, r)) for r in requests]
     queue: asyncio.Queue[tuple[float, str, bytes] | None] = asyncio.Queue()
     tally = Tally()
-    workers = [asyncio.create_task(_worker(address, queue, tally)) for _ in range(connections)]
     start = time.perf_counter() + 0.05
+    workers = [
+        asyncio.create_task(_worker(address, queue, tally, start)) for _ in range(connections)
+    ]
     for i in range(int(rate * seconds)):
         due = start + i / rate
         if (delay := due - time.perf_counter()) > 0:
             await asyncio.sleep(delay)
-        kind, payload = payloads[i % len(payloads)]
+        kind, payload = payloads[(offset + i) % len(payloads)]
         queue.put_nowait((due, kind, payload))
         tally.sent += 1
     for _ in workers:
@@ -281,13 +305,24 @@ def summarise(tally: Tally, elapsed: float, rate: float) -> dict[str, Any]:
         "p99_ms": round(percentile(every, 99), 2),
         "max_ms": round(max(every), 2) if every else float("nan"),
         "kinds": kinds,
+        "timeline": [
+            {
+                "s": second,
+                "requests": len(values),
+                "p99_ms": round(percentile(values, 99), 1),
+                "max_ms": round(max(values), 1),
+                "over_target": sum(1 for v in values if v > P99_TARGET_MS),
+            }
+            for second, values in sorted(tally.timeline.items())
+        ],
     }
 
 
 def run_generator(
-    url: str, plan_file: Path, rate: float, seconds: float, connections: int
+    url: str, plan_file: Path, rate: float, seconds: float, connections: int, offset: int = 0
 ) -> dict[str, Any]:
-    """Run the generator as a separate process (its CPU is not the bench's)."""
+    """Run the generator as a separate process (its CPU is not the bench's), starting at
+    request ``offset`` of the plan."""
     cmd = [
         sys.executable,
         "-m",
@@ -302,6 +337,8 @@ def run_generator(
         str(seconds),
         "--connections",
         str(connections),
+        "--offset",
+        str(offset),
     ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(done.stdout)
@@ -318,29 +355,51 @@ def passes(step: dict[str, Any]) -> bool:
 
 def calibrate(
     url: str, plan_file: Path, start: float, step_seconds: float, connections: int, steps: int
-) -> tuple[float, list[dict[str, Any]]]:
+) -> tuple[float, list[dict[str, Any]], int]:
     """Rising rates (×1.5 per step) until one fails — or, when the first fails, falling rates
-    (÷2) until one passes; returns the highest passing rate (the lowest tried if none)."""
+    (÷2) until one passes — then two bisection steps between the best passing and the first
+    failing rate; returns the highest passing rate (the lowest tried if none), the steps, and
+    where in the plan they stopped. Each step goes on through the plan where the last one
+    stopped, so that short steps do not all replay its first requests."""
     history: list[dict[str, Any]] = []
-    rate, best, factor = start, 0.0, 0.0
-    for _ in range(steps):
-        step = run_generator(url, plan_file, rate, step_seconds, connections)
-        history.append(step)
-        ok = passes(step)
+    offset = 0
+
+    def step(rate: float) -> bool:
+        nonlocal offset
+        result = run_generator(url, plan_file, rate, step_seconds, connections, offset)
+        offset += result["sent"]
+        history.append(result)
+        ok = passes(result)
         print(
-            f"calibration {rate:g}/s: p99 {step['p99_ms']} ms, achieved "
-            f"{step['achieved_rate']}/s, errors {step['errors']} → {'ok' if ok else 'no'}",
+            f"calibration {rate:g}/s: p99 {result['p99_ms']} ms, achieved "
+            f"{result['achieved_rate']}/s, errors {result['errors']} → {'ok' if ok else 'no'}",
             flush=True,
         )
-        factor = factor or (1.5 if ok else 0.5)
-        if ok:
-            best = max(best, rate)
-            if factor < 1:
-                break
-        elif factor > 1:
+        return ok
+
+    rate, best, failed = start, 0.0, 0.0
+    factor = 1.5 if step(rate) else 0.5
+    if factor > 1:
+        best = rate
+    else:
+        failed = rate
+    for _ in range(steps - 1):
+        if (factor > 1 and failed) or (factor < 1 and best):
             break
         rate = round(rate * factor, 2)
-    return (best or min(s["target_rate"] for s in history)), history
+        if step(rate):
+            best = max(best, rate)
+        else:
+            failed = rate
+    for _ in range(2):  # refine between the best passing and the first failing rate
+        if not (best and failed) or len(history) >= steps + 2:
+            break
+        rate = round((best + failed) / 2, 2)
+        if step(rate):
+            best = rate
+        else:
+            failed = rate
+    return (best or min(s["target_rate"] for s in history)), history, offset
 
 
 # -- the server and what it holds ------------------------------------------------------------
@@ -519,9 +578,12 @@ class Changer(threading.Thread):
 # -- the benchmark ---------------------------------------------------------------------------
 
 
-def _start_server(index: Path, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+def _start_server(
+    index: Path, port: int, workers: int, log: Path, encode_cache_size: int
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "WIKIRAG_ENCODE_CACHE_SIZE": str(encode_cache_size),
         # as `make run`'s build: the table-markup export has no <siteinfo>, and the admin
         # rebuild reads the sources again with the service's settings
         "WIKIRAG_WIKI": "enwiki",
@@ -572,15 +634,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         plan_file.write_text(json.dumps(plan(index)), encoding="utf-8")
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        server = _start_server(index, port, args.workers, workdir / "serve.log")
+        server = _start_server(
+            index, port, args.workers, workdir / "serve.log", args.encode_cache_size
+        )
         first = wait_ready(url, timeout=300)
         # warm-up: every worker and every request kind, indexes paged in, before calibrating
         run_generator(url, plan_file, 8.0, 20, args.connections)
         with LoadSampler() as load:
             history: list[dict[str, Any]] = []
-            rate = args.rate
+            rate, offset = args.rate, 0
             if rate is None or args.calibrate:
-                rate, history = calibrate(
+                calibrated, history, offset = calibrate(
                     url,
                     plan_file,
                     args.calibrate_start,
@@ -588,6 +652,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     args.connections,
                     args.steps,
                 )
+                rate = round(calibrated * args.headroom, 2)
             seconds = args.minutes * 60
             print(f"long run: {rate:g} requests/s for {seconds:g} s…", flush=True)
             changer = Changer(url, index, workdir, args.update_every, seconds * args.rebuild_at)
@@ -595,7 +660,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(5.0)  # the service picks the update up (it polls every 2 s)
             changer.start()
             before = resources(server.pid)
-            run = run_generator(url, plan_file, rate, seconds, args.connections)
+            run = run_generator(url, plan_file, rate, seconds, args.connections, offset)
             after = resources(server.pid)
             changer.stop.set()
             changer.join(timeout=120)
@@ -614,7 +679,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "mix": MIX,
         "loop": f"open loop, fixed rate over {args.connections} keep-alive connections",
         "workers": args.workers,
+        "encode_cache_size": args.encode_cache_size,
         "calibration": history,
+        "headroom": args.headroom if history else None,
         "rate": rate,
         "run": run,
         "server": {"start": before, "end": after, "rss_growth_pct": round(growth, 1)},
@@ -665,6 +732,14 @@ def markdown(data: dict[str, Any]) -> str:
     calibration = ", ".join(
         f"{s['target_rate']:g}/s → p99 {s['p99_ms']} ms" for s in data["calibration"]
     )
+    if calibration and data.get("headroom"):
+        calibration += f"; the run uses {data['headroom']:g} × the best"
+    cache = data.get("encode_cache_size")
+    cache_note = (
+        f" The service's embedding cache was {'off' if cache == 0 else f'{cache} texts'}."
+        if cache is not None
+        else ""
+    )
     return (
         f"### Mixed load for {data['minutes']:g} min while the index changes\n\n"
         f"`wikirag serve --workers {data['workers']}` on the sample index (a copy), "
@@ -676,6 +751,9 @@ def markdown(data: dict[str, Any]) -> str:
         f"({data['updates']['deferred_busy']} deferred while the rebuild held the index); "
         f"rebuild {rebuilt}.\n\n"
         + md_table(["requests", "served", "errors", "404/410 (intended)", "p50 ms", "p99 ms"], rows)
+        + "\n\n"
+        + _timeline_line(run)
+        + cache_note
         + "\n\n"
         + md_table(
             ["server", "RSS MB", "open fds"],
@@ -689,6 +767,20 @@ def markdown(data: dict[str, Any]) -> str:
         + (f" Failures: {'; '.join(data['failures'])}." if data["failures"] else "")
         + "\n\n"
         + machine_line(data["machine"], data["load"])
+    )
+
+
+def _timeline_line(run: dict[str, Any]) -> str:
+    """Where the slow requests were: seconds with any request over the target, the worst."""
+    timeline = run.get("timeline") or []
+    if not timeline:
+        return ""
+    slow = [t for t in timeline if t["over_target"]]
+    worst = max(timeline, key=lambda t: t["max_ms"])
+    return (
+        f"Requests over {P99_TARGET_MS:g} ms: {sum(t['over_target'] for t in timeline)} of "
+        f"{run['completed']}, in {len(slow)} of {len(timeline)} seconds; slowest at "
+        f"{worst['s']} s ({worst['max_ms']} ms)."
     )
 
 
@@ -718,9 +810,23 @@ def main(argv: list[str] | None = None) -> int:
         "--calibrate-start", type=float, default=10.0, help="first calibration rate (×1.5 per step)"
     )
     parser.add_argument("--step-seconds", type=float, default=20.0, help="calibration step")
+    parser.add_argument(
+        "--headroom",
+        type=float,
+        default=0.5,
+        help="the long run's rate as a share of the calibrated one (default 0.5: calibration "
+        "runs without the updates and the rebuild, which share the same cores)",
+    )
     parser.add_argument("--steps", type=int, default=8, help="most calibration steps")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--encode-cache-size",
+        type=int,
+        default=0,
+        help="the service's WIKIRAG_ENCODE_CACHE_SIZE (default 0: the plan repeats, and every "
+        "request pays for its embeddings as a first-time request does)",
+    )
     parser.add_argument(
         "--update-every", type=float, default=30.0, help="seconds between incremental updates"
     )
@@ -739,6 +845,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generate", type=Path, metavar="PLAN", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=10.0, help=argparse.SUPPRESS)
+    parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.generate is not None:  # the generator process
         requests = json.loads(args.generate.read_text(encoding="utf-8"))
@@ -749,6 +856,7 @@ def main(argv: list[str] | None = None) -> int:
                 rate=args.rate,
                 seconds=args.seconds,
                 connections=args.connections,
+                offset=args.offset,
             )
         )
         print(json.dumps(result))

@@ -318,10 +318,11 @@ class LexicalDenseScorer:
     cosine similarity of the sentence and window embeddings.
 
     Each text is embedded alone by ``encode`` (default: the embedder's low-latency
-    :meth:`~indexer.embedding.Embedder.encode_query`; :class:`AnswerAttributor` passes its
-    retriever's cached :meth:`~app.retrieval.HybridRetriever.encode_text`, which also holds
-    the sentence's vector from its search). A batch would pad every window to the longest
-    one: windows are short (36 tokens on average) but some reach the model's limit.
+    :meth:`~indexer.embedding.Embedder.encode_query`). :class:`AnswerAttributor` passes, for
+    each call, a memo over its retriever's cached
+    :meth:`~app.retrieval.HybridRetriever.encode_text`, which already holds the sentence's
+    vector from its search. A batch would pad every window to the longest one: windows are
+    short (36 tokens on average) but some reach the model's limit.
     """
 
     name = "lexical-dense"

@@ -247,9 +247,10 @@ def test_every_command_has_help() -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
 def test_an_interrupted_ingest_leaves_no_half_written_page(tmp_path: Path, sig: int) -> None:
     store_path = tmp_path / "s.sqlite"
+    export, total = _enlarged_export(tmp_path / "enlarged.xml.bz2", copies=4)
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "ingest", "--no-progress", "--store", str(store_path),
-         str(ENWIKI_XML)],
+         str(export)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "WIKIRAG_COMMIT_EVERY": "5"},
     )  # fmt: skip
@@ -262,6 +263,7 @@ def test_an_interrupted_ingest_leaves_no_half_written_page(tmp_path: Path, sig: 
                     break
         except sqlite3.OperationalError:
             continue
+    assert proc.poll() is None, "the ingest ended before it could be interrupted"
     proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     if sig == signal.SIGINT:
@@ -274,10 +276,30 @@ def test_an_interrupted_ingest_leaves_no_half_written_page(tmp_path: Path, sig: 
         "WHERE p.wiki = r.wiki AND p.revision_id = r.revision_id)"
     ).fetchone()[0]
     assert orphans == 0
-    assert 0 < store.counts()["revisions"] < 106
+    assert 0 < store.counts()["revisions"] < total
     # the next run completes the job
-    ingest_sources([ENWIKI_XML], store, QUIET)
-    assert store.counts()["revisions"] == 106
+    ingest_sources([export], store, QUIET)
+    assert store.counts()["revisions"] == total
+
+
+def _enlarged_export(target: Path, copies: int) -> tuple[Path, int]:
+    """The sample export with its pages repeated ``copies`` times under new ids and titles:
+    long enough to be interrupted (the sample alone was once read whole between two polls of
+    the store). Returns the file and its number of main-namespace revisions."""
+    xml = bz2.decompress(ENWIKI_XML.read_bytes()).decode("utf-8")
+    head, rest = xml.split("<page>", 1)
+    body, tail = ("<page>" + rest).rsplit("</page>", 1)
+    body += "</page>"
+    pages = [body]
+    for k in range(1, copies):
+        copy = re.sub(
+            r"<(id|parentid)>(\d+)</\1>",
+            lambda m, k=k: f"<{m[1]}>{int(m[2]) + k * 10**9}</{m[1]}>",
+            body,
+        )
+        pages.append(re.sub(r"<title>([^<]*)</title>", rf"<title>\1 (copy {k})</title>", copy))
+    target.write_bytes(bz2.compress((head + "\n".join(pages) + tail).encode("utf-8")))
+    return target, 106 * copies
 
 
 def test_a_store_with_an_older_schema_is_migrated_before_serving(tmp_path: Path) -> None:

@@ -253,6 +253,9 @@ def test_an_interrupted_ingest_leaves_no_half_written_page(tmp_path: Path, sig: 
          str(export)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "WIKIRAG_COMMIT_EVERY": "5"},
+        # Ctrl-C as a terminal delivers it, even when the tests run in a background job
+        # (whose shell ignores SIGINT, which the ingest would then inherit and keep)
+        preexec_fn=_default_sigint,
     )  # fmt: skip
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait for the first committed batch
@@ -282,10 +285,14 @@ def test_an_interrupted_ingest_leaves_no_half_written_page(tmp_path: Path, sig: 
     assert store.counts()["revisions"] == total
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _enlarged_export(target: Path, copies: int) -> tuple[Path, int]:
     """The sample export with its pages repeated ``copies`` times under new ids and titles:
-    long enough to be interrupted (the sample alone was once read whole between two polls of
-    the store). Returns the file and its number of main-namespace revisions."""
+    long enough that the signal surely lands mid-way, not after the last commit. Returns the
+    file and its number of main-namespace revisions."""
     xml = bz2.decompress(ENWIKI_XML.read_bytes()).decode("utf-8")
     head, rest = xml.split("<page>", 1)
     body, tail = ("<page>" + rest).rsplit("</page>", 1)

@@ -698,6 +698,18 @@ def _m(n: float) -> str:
     return f"{n / 1e6:,.1f} M"
 
 
+def _faiss_table(rows: list[dict[str, Any]]) -> str:
+    """The measured FAISS index types as a Markdown table."""
+    return md_table(
+        ["factory", "nprobe", "bytes/vector", "fixed bytes", "recall@10"],
+        [
+            [r["factory"], r["nprobe"] or "–", r["bytes_per_vector"], r["fixed_bytes"],
+             r["recall_at_10"]]
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
 def results_markdown(data: dict[str, Any]) -> str:
     m = data["measured"]
     corpus = m["corpus"]
@@ -739,19 +751,7 @@ def results_markdown(data: dict[str, Any]) -> str:
         "",
         f"FAISS on {m['faiss_vectors']}; queries: {m['faiss_queries']}:",
         "",
-        md_table(
-            ["factory", "nprobe", "bytes/vector", "fixed bytes", "recall@10"],
-            [
-                [
-                    r["factory"],
-                    r["nprobe"] or "–",
-                    r["bytes_per_vector"],
-                    r["fixed_bytes"],
-                    r["recall_at_10"],
-                ]
-                for r in m["faiss"]
-            ],
-        ),
+        _faiss_table(m["faiss"]),
         "",
         machine_line(data["machine"], data["load"]),
     ]
@@ -886,19 +886,7 @@ def docs_markdown(data: dict[str, Any]) -> str:
         "recall@10 against exact search; bytes per vector = (serialized size − serialized "
         "size of the trained empty index) / vectors, ids included (**M**):",
         "",
-        md_table(
-            ["factory", "nprobe", "bytes/vector", "fixed bytes", "recall@10"],
-            [
-                [
-                    r["factory"],
-                    r["nprobe"] or "–",
-                    r["bytes_per_vector"],
-                    r["fixed_bytes"],
-                    r["recall_at_10"],
-                ]
-                for r in m["faiss"]
-            ],
-        ),
+        _faiss_table(m["faiss"]),
         "",
         "### Corpus",
         "",

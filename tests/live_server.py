@@ -46,22 +46,37 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
     raise AssertionError(f"wikirag serve was not ready in {timeout} s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    root = tmp_path_factory.mktemp("live")
-    own = copy_index(shared_index(tmp_path_factory), root / "index")
+def start_server(
+    index: Path, log: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``wikirag serve --open-access`` on ``index`` and a free loopback port, its output in
+    ``log``, with ``env`` added to the environment; returns once it is ready (the process and
+    its base URL). The caller stops it."""
     port = free_port()
-    log = root / "serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--index", str(own), "--host",
+            [sys.executable, "-m", "app.cli", "serve", "--index", str(index), "--host",
              "127.0.0.1", "--port", str(port), "--open-access", "--reload-poll-seconds", "0"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=full_env,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc, log, 180)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, url
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    root = tmp_path_factory.mktemp("live")
+    own = copy_index(shared_index(tmp_path_factory), root / "index")
+    log = root / "serve.log"
+    proc, url = start_server(own, log)
+    try:
         yield LiveServer(url, own, log)
     finally:
         proc.terminate()

@@ -10,11 +10,8 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -32,8 +29,7 @@ from app.metering import Quota, Served, UsageMeter, stored_queries, usage_report
 from app.security import KeyStore, _digest
 from indexer.generation import IndexLayout
 from indexer.store import PassageStore
-from tests.conftest import ROOT
-from tests.live_server import _wait_ready, free_port
+from tests.live_server import start_server
 from tests.test_api import (
     CURRENT_REVISION,
     copy_index,
@@ -531,19 +527,10 @@ def test_live_server_flushes_usage_on_graceful_shutdown(
     served_index: Path, tmp_path: Path, stop: signal.Signals, status: int
 ) -> None:
     usage_db = tmp_path / "usage.sqlite"
-    port = free_port()
     log = tmp_path / "serve.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "WIKIRAG_USAGE_DB": str(usage_db), "WIKIRAG_USAGE_FLUSH_SECONDS": "3600"}  # fmt: skip
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--index", str(served_index), "--host",
-             "127.0.0.1", "--port", str(port), "--open-access", "--reload-poll-seconds", "0"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    env = {"WIKIRAG_USAGE_DB": str(usage_db), "WIKIRAG_USAGE_FLUSH_SECONDS": "3600"}
+    proc, url = start_server(served_index, log, env)
     try:
-        _wait_ready(url, proc, log, 180)
         passages = chars = 0
         with httpx.Client(base_url=url, timeout=30) as client:
             for i in range(7):

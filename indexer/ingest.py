@@ -6,10 +6,13 @@ page), and reports what it did and what it skipped, with locations.
 
 Usage::
 
-    >>> store = PassageStore(Path("var/store.sqlite"))                     # doctest: +SKIP
-    >>> report = ingest_sources([Path("data/samples/wme/frwiki_namespace_0.tar.gz")], store)
-    >>> report.passages, dict(report.skipped)                               # doctest: +SKIP
-    (2315, {})
+    >>> import tempfile
+    >>> store = PassageStore(Path(tempfile.mkdtemp()) / "store.sqlite")
+    >>> report = ingest_sources([Path("data/samples/wme/frwiki_namespace_0.tar.gz")], store,
+    ...                         IngestOptions(progress=False))
+    >>> report.pages, report.passages, dict(report.skipped)
+    (4, 484, {})
+    >>> store.close()
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ keeps using PyTorch — never a different vector.
 Usage::
 
     >>> model = Embedder().load()                                        # doctest: +SKIP
-    >>> encoder = OnnxQueryEncoder.open(model, Path("var/index/cache/onnx"), threads=1)
+    >>> encoder = OnnxQueryEncoder.open(model, Path("var/index/cache/onnx"), threads=1)  # doctest: +SKIP
     >>> encoder.encode("Who discovered penicillin?").shape               # doctest: +SKIP
     (384,)
 """

@@ -33,7 +33,7 @@ def open_source(
     ``.xml.gz``) or Wikimedia Enterprise (``.tar.gz``, ``.tgz``, ``.ndjson[.gz]``,
     ``.jsonl[.gz]``).
 
-    >>> for item in open_source(Path("enwiki-latest-pages-articles.xml.bz2")):
+    >>> for item in open_source(Path("enwiki-latest-pages-articles.xml.bz2")):  # doctest: +SKIP
     ...     ...
 
     ``wiki`` names the wiki of an XML export (required when it has no ``<siteinfo>``);

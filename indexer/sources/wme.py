@@ -199,7 +199,12 @@ def parse_enterprise_article(
     and None when the article is in a namespace outside ``namespaces``. ``event`` is not
     interpreted here.
 
-    >>> parse_enterprise_article(json.loads(line), source="x.ndjson",
+    >>> article = {"name": "Calvi", "identifier": 3, "namespace": {"identifier": 0}}
+    >>> parse_enterprise_article(article, source="x.ndjson",
+    ...                          location="x.ndjson: line 1", namespaces=frozenset({0}))
+    ... # doctest: +ELLIPSIS
+    SkippedItem(source='x.ndjson', location='x.ndjson: line 1', reason='missing-field', ...)
+    >>> parse_enterprise_article({**article, "namespace": {"identifier": 2}}, source="x.ndjson",
     ...                          location="x.ndjson: line 1", namespaces=frozenset({0}))
     """
     try:
@@ -314,8 +319,14 @@ class EnterpriseSnapshotReader:
     >>> reader = EnterpriseSnapshotReader(Path("data/samples/wme/enwiki_namespace_0.tar.gz"))
     >>> for item in reader:
     ...     if isinstance(item, RawRevision):
-    ...         print(item.title, item.revision_id, item.license)
+    ...         print(item.title, item.revision_id, item.license and item.license.identifier)
+    Albert Einstein 1270870723 CC-BY-SA-4.0
+    Angela Merkel 1272022165 CC-BY-SA-4.0
+    Josephine Baker 1271516754 CC-BY-SA-4.0
+    United States 1272790964 CC-BY-SA-4.0
+    Squirrel 1171934824 CC-BY-SA-3.0
     >>> reader.stats.revisions
+    5
 
     Plain ``.ndjson``/``.jsonl`` files are read too, gzip-compressed or not. Bad lines are
     reported as :class:`SkippedItem` (``invalid-json``, ``not-an-object``,

@@ -306,10 +306,11 @@ class MediaWikiDumpReader:
     """Stream the revisions of a MediaWiki XML export.
 
     >>> reader = MediaWikiDumpReader(Path("data/samples/enwiki-sample-pages-articles.xml.bz2"))
-    >>> for item in reader:
-    ...     if isinstance(item, RawRevision):
-    ...         print(item.title, item.revision_id)
+    >>> revisions = [item for item in reader if isinstance(item, RawRevision)]
+    >>> len(revisions), revisions[0].title, revisions[0].revision_id
+    (205, 'AccessibleComputing', 631144794)
     >>> reader.stats.pages_seen, reader.stats.filtered_namespace
+    (206, 1)
 
     ``wiki`` names the wiki (database name, ``enwiki``) and overrides the export's
     ``<siteinfo>``; it is required for exports without ``<siteinfo>``. ``base_url`` and

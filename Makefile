@@ -1,5 +1,6 @@
 # The README's two commands: `make run` and `make test`. Both set up the virtual environment
-# themselves: CPU torch first (the wheel pinned below), then wikirag with its dev extras.
+# themselves: CPU torch first (the wheel pinned below), then every dependency at the version
+# pinned in requirements/dev.lock, then wikirag itself (editable, no dependency resolution).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,18 +10,28 @@ RUN_DIR ?= var/samples
 PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
+LOCK := requirements/dev.lock
 
-.PHONY: install run test lint typecheck audit bench clean
+.PHONY: install lock run test lint typecheck audit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check $(TORCH_SPEC)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -r $(LOCK)
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip check
 	touch $@
 
 install: $(VENV)/.installed
+
+# Re-resolve the lock after a change to the dependencies in pyproject.toml (pip-tools, from
+# the package index, against the CPU torch of requirements/torch.txt); commit the result.
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check 'pip-tools>=7.4'
+	$(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-find-links \
+	    --no-emit-index-url -c requirements/torch.txt -o $(LOCK) pyproject.toml
 
 run: install
 	$(BIN)/wikirag build --index $(RUN_DIR)/index --wiki enwiki \

@@ -18,7 +18,8 @@ keeps using PyTorch — never a different vector.
 Usage::
 
     >>> model = Embedder().load()                                        # doctest: +SKIP
-    >>> encoder = OnnxQueryEncoder.open(model, Path("var/index/cache/onnx"), threads=1)  # doctest: +SKIP
+    >>> cache = Path("var/index/cache/onnx")                             # doctest: +SKIP
+    >>> encoder = OnnxQueryEncoder.open(model, cache, threads=1)         # doctest: +SKIP
     >>> encoder.encode("Who discovered penicillin?").shape               # doctest: +SKIP
     (384,)
 """

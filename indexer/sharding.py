@@ -27,7 +27,8 @@ lexical index is rebuilt per shard from the stored passages.
 
 Usage::
 
-    >>> report = split_index(Path("var/index"), Path("var/shards"), by="hash", shards=2)  # doctest: +SKIP
+    >>> source, target = Path("var/index"), Path("var/shards")  # doctest: +SKIP
+    >>> report = split_index(source, target, by="hash", shards=2)  # doctest: +SKIP
     >>> [(s.path.name, s.indexed_passages) for s in report.shards]  # doctest: +SKIP
     [('shard-0', 4335), ('shard-1', 4778)]
 """

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from app.settings import Settings
 
@@ -48,6 +49,14 @@ def _settings(args: argparse.Namespace, names: Sequence[str]) -> Settings:
     return Settings(**overrides)
 
 
+def _license_rule(item: str) -> tuple[str, str]:
+    """``WIKI=RULE`` → ``(wiki, rule)``; a malformed value is a usage error (exit 2)."""
+    wiki, sep, rule = item.partition("=")
+    if not sep or not wiki or not rule:
+        raise argparse.ArgumentTypeError(f"expected WIKI=RULE (e.g. enwiki=auto), got {item!r}")
+    return wiki, rule
+
+
 def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wiki",
@@ -68,6 +77,7 @@ def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
         "--license-rule",
         dest="license_rule",
         action="append",
+        type=_license_rule,
         metavar="WIKI=RULE",
         help="license of a wiki's XML export revisions: 'auto' (CC BY-SA 3.0 before "
         "2023-06-07, 4.0 from then on; the default) or an SPDX id (CC-BY-SA-4.0)",
@@ -80,13 +90,7 @@ INGEST_SETTING_NAMES = ("wiki", "namespaces", "max_words", "overlap_words", "lic
 
 def _ingest_settings(args: argparse.Namespace) -> Settings:
     if args.license_rule:
-        rules: dict[str, str] = {}
-        for item in args.license_rule:
-            wiki, sep, rule = item.partition("=")
-            if not sep or not wiki or not rule:
-                raise CommandError(f"--license-rule expects WIKI=RULE, got {item!r}")
-            rules[wiki] = rule
-        args.license_rules = rules
+        args.license_rules = dict(args.license_rule)
     settings = _settings(args, INGEST_SETTING_NAMES)
     if args.no_progress:
         settings.progress = False
@@ -1068,7 +1072,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         left = INTERRUPTED.get(args.command, "stopped")
         print(f"wikirag {args.command}: interrupted: {left}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except ValidationError as exc:
+    except (ValidationError, SettingsError) as exc:  # SettingsError: a WIKIRAG_* not parsed
         print(f"wikirag: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (

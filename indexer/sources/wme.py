@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Final
 
+from indexer.licensing import utc_timestamp
 from indexer.models import License, RawRevision, SiteInfo, SkippedItem
 from indexer.sources.xml_dump import (
     ByteStream,
@@ -106,6 +107,14 @@ def _require_str(obj: dict[str, object], dotted: str, *, allow_empty: bool = Fal
     return value
 
 
+def _require_timestamp(obj: dict[str, object], dotted: str) -> str:
+    """An ISO 8601 field, written as the store keeps timestamps (UTC, ``Z``)."""
+    try:
+        return utc_timestamp(_require_str(obj, dotted))
+    except ValueError as exc:
+        raise _FieldProblem("invalid-field", f"{dotted}: {exc}") from None
+
+
 def _check_required(obj: dict[str, object]) -> None:
     missing = [name for name in _REQUIRED if _get(obj, name) is None]
     if missing:
@@ -175,7 +184,7 @@ def _article(obj: dict[str, object], location: str, namespace: int) -> RawRevisi
         title=_require_str(obj, "name"),
         namespace=namespace,
         revision_id=_require_int(obj, "version.identifier"),
-        timestamp=_require_str(obj, "date_modified"),
+        timestamp=_require_timestamp(obj, "date_modified"),
         wikitext=_require_str(obj, "article_body.wikitext", allow_empty=True),
         location=location,
         parent_id=_as_int(_get(obj, "previous_version.identifier")),

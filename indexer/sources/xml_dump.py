@@ -27,6 +27,7 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
+from indexer.licensing import utc_timestamp
 from indexer.models import RawRevision, SiteInfo, SkippedItem
 
 logger = logging.getLogger(__name__)
@@ -537,6 +538,10 @@ class MediaWikiDumpReader:
             return self._malformed(page, f"revision id {fields.get('id')!r} is not a number")
         if not timestamp:
             return self._malformed(page, f"revision {revision_id} has no <timestamp>")
+        try:
+            timestamp = utc_timestamp(timestamp)  # the license rule and the store compare it
+        except ValueError as exc:
+            return self._malformed(page, f"revision {revision_id}: <timestamp>: {exc}")
         if "text-deleted" in fields:
             self.stats.skipped += 1
             return SkippedItem(

@@ -32,6 +32,7 @@ from indexer.embedding import Embedder
 from indexer.generation import IndexLayout
 from indexer.ingest import IngestOptions
 from indexer.models import parse_passage_id
+from indexer.store import PassageStore
 from indexer.urls import history_url, revision_url
 from tests.conftest import SAMPLES
 
@@ -142,6 +143,33 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield test_client
 
 
+def revision_passage_ids(index_dir: Path, wiki: str, revision_id: int) -> list[str]:
+    """The ids of a revision's passages in the published generation's store, in order."""
+    store = PassageStore(IndexLayout(index_dir).current().file("store.sqlite"), readonly=True)
+    try:
+        return [p.passage_id for p in store.passages_of_revision(wiki, revision_id)]
+    finally:
+        store.close()
+
+
+def key_secret(raw: str) -> str:
+    """The whole secret of an API key ``wrk_<key id>_<secret>`` (the secret itself may hold
+    ``_``: splitting on the last ``_`` gives only its last fragment)."""
+    prefix, key_id, secret = raw.split("_", 2)
+    assert prefix == "wrk" and len(key_id) == 12 and len(secret) == 43, raw
+    return secret
+
+
+def leaked_pieces(secret: str, text: str, width: int = 12) -> list[str]:
+    """The ``width``-character slices of ``secret`` found in ``text`` (a whole or a partial
+    leak; 12 characters of a random 43-character secret do not occur by chance)."""
+    return [
+        secret[i : i + width]
+        for i in range(len(secret) - width + 1)
+        if secret[i : i + width] in text
+    ]
+
+
 def error_of(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
     """The error body of ``response`` after checking its status, shape and code."""
     assert response.status_code == status, response.text
@@ -212,11 +240,14 @@ def test_search_modes_filters_caps_and_fusion(client: TestClient) -> None:
 
     dense = search(query="theory of relativity", k=3, mode="dense")
     assert dense["fusion"] is None and dense["results"]
+    assert len(dense["results"]) == 3
     assert all(r["scores"]["lexical"] is None and r["scores"]["dense"] for r in dense["results"])
     lexical = search(query="языки программирования", k=3, mode="lexical")
     assert lexical["results"][0]["wiki"] == "ruwiki"
     assert lexical["results"][0]["attribution"]["language"] == "ru"
+    assert len(lexical["results"]) == 3
     assert all(r["scores"]["dense"] is None for r in lexical["results"])
+    assert all(r["scores"]["lexical"] > 0 for r in lexical["results"])
     only = search(query="Einstein", k=10, wikis=["enwikiversity"])
     assert only["results"] and {r["wiki"] for r in only["results"]} == {"enwikiversity"}
     russian = search(query="Einstein", k=5, languages=["ru"])
@@ -226,6 +257,12 @@ def test_search_modes_filters_caps_and_fusion(client: TestClient) -> None:
     for r in capped["results"]:
         per_page[(r["wiki"], r["page_id"])] = per_page.get((r["wiki"], r["page_id"]), 0) + 1
     assert capped["results"] and max(per_page.values()) <= 2
+    # three indexed pages, every one matched densely: exactly two passages of each
+    assert per_page == {
+        ("enwikiversity", 65868): 2,
+        ("ruwiki", 1601033): 2,
+        ("simplewiki", 2138): 2,
+    }
     linear = search(query="Einstein physics", k=4, fusion="linear")
     assert linear["fusion"] == "linear" and 0 <= linear["results"][0]["scores"]["fused"] <= 1
 
@@ -314,10 +351,12 @@ def test_bad_passage_ids(client: TestClient, passage_id: str, status: int, code:
         assert error["details"]["expected"] == "WIKI:REVISION_ID:ORDINAL"
 
 
-def test_citations_by_revision_and_by_url(client: TestClient) -> None:
+def test_citations_by_revision_and_by_url(client: TestClient, index_dir: Path) -> None:
     record = client.get(f"/v1/citations/simplewiki/revisions/{OLDER_REVISION}").json()
     assert record["title"] == "Albert Einstein" and record["is_current"] is False
     assert record["current_revision_id"] == CURRENT_REVISION and record["passages"]
+    stored = revision_passage_ids(index_dir, "simplewiki", OLDER_REVISION)
+    assert len(stored) > 1 and [p["passage_id"] for p in record["passages"]] == stored
     assert record["attribution"]["license"]["identifier"] == "CC-BY-SA-3.0"
     by_url = client.get(
         "/v1/citations", params={"url": "https://simple.m.wikipedia.org/wiki/Einstein"}
@@ -359,6 +398,7 @@ def test_health_readiness_and_metrics(client: TestClient, index_dir: Path) -> No
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz").json()
     assert ready["status"] == "ready" and ready["generation"]
+    assert ready["generation"] == IndexLayout(index_dir).current().generation
     client.post("/v1/search", json={"query": "squirrel", "k": 2, "mode": "lexical"})
     client.get("/v1/passages/not-an-id")
     metrics = client.get("/metrics")

@@ -18,7 +18,14 @@ from app.security import KeyStore
 from indexer.embedding import Embedder
 from indexer.generation import IndexLayout
 from tests.live_server import LiveServer, live_server
-from tests.test_api import CURRENT_REVISION, OLDER_REVISION, embedder, index_dir, service_settings
+from tests.test_api import (
+    CURRENT_REVISION,
+    OLDER_REVISION,
+    embedder,
+    index_dir,
+    revision_passage_ids,
+    service_settings,
+)
 
 __all__ = ["embedder", "index_dir", "live_server"]  # shared session fixtures
 
@@ -55,9 +62,13 @@ def test_sync_client_search_passage_citations_index_and_attribute(
         assert passage.text == top.text and passage.is_current
         old = wr.passage(f"simplewiki:{OLDER_REVISION}:0")
         assert not old.is_current and old.superseded_by is not None
+        assert old.superseded_by.revision_id == CURRENT_REVISION
+        assert f"oldid={CURRENT_REVISION}" in old.superseded_by.url
 
         cited = wr.citation_by_revision("simplewiki", OLDER_REVISION)
         assert cited.revision_id == OLDER_REVISION and cited.passages
+        stored = revision_passage_ids(index_dir, "simplewiki", OLDER_REVISION)
+        assert [p.passage_id for p in cited.passages] == stored
         by_url = wr.citation_by_url("https://simple.wikipedia.org/wiki/Albert_Einstein")
         assert by_url.revision_id == CURRENT_REVISION and by_url.is_current
         assert by_url.license.identifier == "CC-BY-SA-3.0"
@@ -65,6 +76,7 @@ def test_sync_client_search_passage_citations_index_and_attribute(
         described = wr.index()
         assert {w.wiki for w in described.wikis} >= {"simplewiki", "ruwiki"}
         assert described.counts["passages"] > 0
+        assert described.counts == IndexLayout(index_dir).current().manifest["counts"]
 
         sentence = top.text.split(". ")[0] + "."  # the passage's own words
         attributed = wr.attribute(sentence, passage_ids=[top.passage_id], k=1)
@@ -124,6 +136,8 @@ def test_clients_against_a_real_uvicorn_process(live_server: LiveServer) -> None
     with WikiragClient(live_server.url, timeout=30) as wr:  # open access: no key
         found = wr.search("Einstein Nobel Prize", k=1)
         assert found.results[0].attribution.license.identifier
+        assert found.results[0].attribution.license.identifier == "CC-BY-SA-3.0"
+        assert found.results[0].revision_id == CURRENT_REVISION
         assert wr.citation_by_url(found.results[0].url).revision_id == found.results[0].revision_id
 
     async def run() -> None:

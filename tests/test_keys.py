@@ -15,7 +15,14 @@ from app.api.main import create_app
 from app.cli import main
 from app.security import AuthenticationFailed, KeyNotFound, KeyStore, RateLimiter
 from indexer.embedding import Embedder
-from tests.test_api import embedder, error_of, index_dir, service_settings
+from tests.test_api import (
+    embedder,
+    error_of,
+    index_dir,
+    key_secret,
+    leaked_pieces,
+    service_settings,
+)
 
 __all__ = ["embedder", "index_dir"]  # session fixtures shared with test_api
 
@@ -32,6 +39,7 @@ def test_keys_are_stored_hashed_and_verified(tmp_path: Path) -> None:
     secret = raw.split("_", 2)[2]
     data = (tmp_path / "keys.sqlite").read_bytes()
     assert secret.encode() not in data and raw.encode() not in data
+    assert secret == key_secret(raw) and leaked_pieces(secret, data.decode("latin-1")) == []
     assert hashlib.sha256(secret.encode()).hexdigest().encode() not in data
     assert (tmp_path / "keys.sqlite").stat().st_mode & 0o077 == 0
     other, raw2 = store.create("second")
@@ -90,7 +98,10 @@ def test_keys_cli_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["keys", "--keys-db", db, "list"]) == 0
     listing = capsys.readouterr().out
     assert key_id.group(1) in listing and "eval bot" in listing and "yes" in listing
-    assert raw.group(1) not in listing and raw.group(1).split("_")[2] not in listing
+    # the whole secret, and no 12-character piece of it (its text up to a "_" can be one
+    # character long, found anywhere by chance)
+    assert raw.group(1) not in listing and key_secret(raw.group(1)) not in listing
+    assert leaked_pieces(key_secret(raw.group(1)), listing) == []
 
     assert main(["keys", "--keys-db", db, "revoke", key_id.group(1)]) == 0
     assert "revoked" in capsys.readouterr().out

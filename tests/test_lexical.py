@@ -419,12 +419,26 @@ def test_filter_by_wiki_and_language(index: LexicalIndex, multi_docs: list[Lexic
         (None, ["enwiki", "dewiki"]),
         (["simple"], ["enwiki"]),  # contradictory: nothing
     ]
-    for languages, wikis in cases:
+    # the wikis each filter lets through (all their matches): every one of them matches
+    expected_wikis = [
+        {"simplewiki"},
+        {"simplewiki"},
+        {"enwiki"},
+        {"enwiki", "simplewiki"},
+        {"dewiki", "simplewiki"},
+        {"enwiki", "dewiki"},
+        set(),
+    ]
+    for (languages, wikis), expected in zip(cases, expected_wikis, strict=True):
         hits = index.search("Einstein relativity Nobel", k=100, languages=languages, wikis=wikis)
         docs = [by_id[h.doc_id] for h in hits]
         assert all(languages is None or d.language in languages for d in docs)
         assert all(wikis is None or d.wiki in wikis for d in docs)
         assert bool(hits) == ((languages, wikis) != (["simple"], ["enwiki"]))
+        every = index.search(
+            "Einstein relativity Nobel", k=10_000, languages=languages, wikis=wikis
+        )
+        assert {by_id[h.doc_id].wiki for h in every} == expected, (languages, wikis)
     both = {
         by_id[h.doc_id].language
         for h in index.search("Einstein", k=200, languages=["DE", "simple"])
@@ -446,6 +460,13 @@ def test_filter_by_page(index: LexicalIndex, multi_docs: list[LexicalDoc]) -> No
     # The same page id on another wiki is another page.
     hits = index.search("Einstein", k=50, page_ids=[("frwiki", einstein_en.page_id)])
     assert all(by_id[h.doc_id].wiki == "frwiki" for h in hits)
+    # frwiki has no page of that id: nothing, though enwiki's page matches the query
+    assert not any(d.wiki == "frwiki" and d.page_id == einstein_en.page_id for d in multi_docs)
+    assert hits == []
+    same_wiki = index.search("Einstein", k=50, page_ids=[("enwiki", einstein_en.page_id)])
+    assert same_wiki and {(by_id[h.doc_id].wiki, by_id[h.doc_id].page_id) for h in same_wiki} == {
+        ("enwiki", einstein_en.page_id)
+    }
     assert index.search("Einstein", page_ids=[]) == []
 
 
@@ -644,7 +665,9 @@ def test_reload_while_searching(small_index: tuple[Path, list[LexicalDoc]]) -> N
     def search_loop() -> int:
         n = 0
         while not stop:
-            assert isinstance(index.search("Einstein relativity", k=10), list)
+            hits = index.search("Einstein relativity", k=10)
+            assert isinstance(hits, list)
+            assert len(hits) == 10  # every snapshot, before and after a reload, answers
             n += 1
         return n
 

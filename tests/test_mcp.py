@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
+from app.attribution import build_attribution
+from indexer.generation import IndexLayout
+from indexer.store import PassageStore
 from tests.conftest import ROOT
-from tests.test_api import CURRENT_REVISION, OLDER_REVISION, index_dir
+from tests.test_api import CURRENT_REVISION, OLDER_REVISION, index_dir, revision_passage_ids
 
 __all__ = ["index_dir"]  # the session's tiny index, shared with test_api
 
@@ -34,15 +37,37 @@ def _error_text(result: Any) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content)
 
 
-def _check_attributed(passage: dict[str, Any]) -> None:
+def _check_attributed(passage: dict[str, Any], index_dir: Path) -> None:
+    """``passage`` is the stored passage of its id, with the license and the attribution
+    built from the store; every revision of the test index is CC BY-SA 3.0."""
     assert passage["text"] and passage["title"]
     assert f"oldid={passage['revision_id']}" in passage["url"]
     assert passage["license"]["identifier"].startswith("CC-BY-SA-")
+    assert passage["license"] == {
+        "identifier": "CC-BY-SA-3.0",
+        "short_name": "CC BY-SA 3.0",
+        "url": "https://creativecommons.org/licenses/by-sa/3.0/",
+    }
     assert passage["license"]["url"].startswith("https://creativecommons.org/licenses/by-sa/")
     attribution = passage["attribution"]
     assert passage["license"]["short_name"] in attribution["text"]
     assert str(passage["revision_id"]) in attribution["text"]
     assert attribution["markdown"] and attribution["html"].count("<a ") >= 1
+    store = PassageStore(IndexLayout(index_dir).current().file("store.sqlite"), readonly=True)
+    try:
+        record = store.passage(passage["passage_id"])
+    finally:
+        store.close()
+    assert record is not None, passage["passage_id"]
+    assert (passage["text"], passage["title"]) == (record.text, record.title)
+    assert passage["revision_id"] == record.revision_id
+    expected = build_attribution(record)
+    assert attribution == {
+        "text": expected.text,
+        "markdown": expected.markdown,
+        "html": expected.html,
+        "authors_url": expected.authors_url,
+    }
 
 
 def test_mcp_stdio_server_lists_and_answers_every_tool(index_dir: Path) -> None:
@@ -71,7 +96,7 @@ def test_mcp_stdio_server_lists_and_answers_every_tool(index_dir: Path) -> None:
             top = found["results"][0]
             assert top["title"] == "Albert Einstein" and top["revision_id"] == CURRENT_REVISION
             for passage in found["results"]:
-                _check_attributed(passage)
+                _check_attributed(passage, index_dir)
             russian = _payload(
                 await session.call_tool(
                     "search_wikipedia",
@@ -89,7 +114,7 @@ def test_mcp_stdio_server_lists_and_answers_every_tool(index_dir: Path) -> None:
                 await session.call_tool("get_passage", {"passage_id": top["passage_id"]})
             )
             assert passage["text"] == top["text"] and passage["is_current"]
-            _check_attributed(passage)
+            _check_attributed(passage, index_dir)
             old = _payload(
                 await session.call_tool(
                     "get_passage", {"passage_id": f"simplewiki:{OLDER_REVISION}:0"}
@@ -108,6 +133,9 @@ def test_mcp_stdio_server_lists_and_answers_every_tool(index_dir: Path) -> None:
             assert cited["permalink"].endswith(f"oldid={CURRENT_REVISION}")
             assert cited["license"]["identifier"] == "CC-BY-SA-3.0"
             assert "CC BY-SA 3.0" in cited["attribution"]["text"] and cited["passages"]
+            stored = revision_passage_ids(index_dir, "simplewiki", CURRENT_REVISION)
+            assert cited["passage_count"] == len(stored) > 1
+            assert [p["passage_id"] for p in cited["passages"]] == stored[:20]  # the default cap
             by_revision = _payload(
                 await session.call_tool(
                     "cite", {"wiki": "simplewiki", "revision_id": OLDER_REVISION}

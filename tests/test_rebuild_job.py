@@ -29,6 +29,14 @@ def test_the_child_sees_the_service_build_settings(
 
 
 def test_a_failed_rebuild_reports_the_commands_error(tmp_path: Path) -> None:
+    index = tmp_path / "nothing-here"
     with pytest.raises(RebuildFailed, match="exit status 1") as failure:
-        run_rebuild(Settings(index_dir=tmp_path / "nothing-here"), [], timeout=120)
-    assert "no published" in str(failure.value).lower() or "nothing" in str(failure.value)
+        run_rebuild(Settings(index_dir=index), [], timeout=120)
+    message = str(failure.value)
+    assert "no published" in message.lower() or "nothing" in message
+    # the child's own last words (what `wikirag rebuild` printed on stderr), not just the path
+    assert message == (
+        f"wikirag rebuild failed (exit status 1): wikirag rebuild: {index} has no published "
+        f"index; build one with `wikirag build SOURCE… --index {index}`"
+    )
+    assert not index.exists()  # nothing was created

@@ -22,7 +22,16 @@ from indexer.build import build_index
 from indexer.embedding import Embedder
 from indexer.generation import IndexLayout
 from tests.conftest import ROOT
-from tests.test_api import OPTIONS, SIMPLE, SOURCES, copy_index, embedder, index_dir
+from tests.test_api import (
+    OPTIONS,
+    SIMPLE,
+    SOURCES,
+    copy_index,
+    embedder,
+    index_dir,
+    key_secret,
+    leaked_pieces,
+)
 
 __all__ = ["embedder", "index_dir"]  # session fixtures shared with test_api
 
@@ -74,7 +83,9 @@ def test_serve_runs_uvicorn_reloads_on_sighup_and_admin_and_stops_cleanly(
             assert client.get("/healthz").json() == {"status": "ok"}
             found = client.post("/v1/search", json={"query": "Nobel Prize", "k": 2}, headers=auth)
             assert found.status_code == 200 and found.json()["generation"] == first
-            assert found.json()["results"][0]["attribution"]["license"]["identifier"]
+            top = found.json()["results"][0]
+            assert top["attribution"]["license"]["identifier"]
+            assert top["attribution"]["license"]["identifier"] == "CC-BY-SA-3.0"
             refused = client.post("/v1/search", json={"query": "Nobel Prize"})
             assert refused.status_code == 401 and "www-authenticate" in refused.headers
 
@@ -116,4 +127,5 @@ def test_serve_runs_uvicorn_reloads_on_sighup_and_admin_and_stops_cleanly(
         set(a) >= {"method", "route", "status", "ms", "key_id", "generation"} for a in access
     )
     assert admin_key not in log and admin_key.split("_", 2)[2] not in log
+    assert leaked_pieces(key_secret(admin_key), log) == []
     assert "SIGHUP" in log and f"serving generation {third}" in log

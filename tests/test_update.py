@@ -63,6 +63,17 @@ def _embedder() -> Embedder:
     return embedder
 
 
+def _strings(value: Any) -> list[str]:
+    """Every string (keys included) in a decoded JSON value."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [*value, *(s for item in value.values() for s in _strings(item))]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return []
+
+
 def _options(batch: int = 100) -> UpdateOptions:
     return UpdateOptions(ingest=IngestOptions(progress=False), batch=batch)
 
@@ -343,7 +354,19 @@ def test_delete_visibility_unknown_and_malformed_events(
     einstein_passage = store.passages_of_revision(WIKI, REV_2025)[0].passage_id
     old_passage = store.passages_of_revision(WIKI, REV_2022)[0].passage_id
     versity = store.passages_of_revision("enwikiversity", 2254003)[0].passage_id
+    # every passage of the two revisions about to be suppressed, with its text as it is now
+    suppressed_texts = {
+        (p.passage_id, reason): p.text
+        for revision, reason in (
+            ((WIKI, REV_2025), "hidden"),
+            (("enwikiversity", 2254003), "deleted"),
+        )
+        for p in store.passages_of_revision(*revision)
+    }
     store.close()
+    assert len(suppressed_texts) > 2
+    snippets = {text[:60] for text in suppressed_texts.values()}  # a distinctive piece of each
+    assert len(snippets) > 2 and min(map(len, snippets)) >= 20
     versity_delete = {
         "event": {"type": "delete"},
         "identifier": VERSITY_PAGE,
@@ -392,10 +415,25 @@ def test_delete_visibility_unknown_and_malformed_events(
             assert response.status_code == 410, response.text
             assert response.json()["error"]["details"]["reason"] == reason
             assert "text" not in response.text or passage_id not in response.json().get("text", "")
+        # no text of a suppressed revision anywhere in what the service answers about it
+        gone: list[str] = []
+        for passage_id, reason in suppressed_texts:
+            response = client.get(f"/v1/passages/{passage_id}")
+            assert response.status_code == 410, response.text
+            assert response.json()["error"]["code"] == f"revision-{reason}"
+            gone.append(response)
         response = client.get(f"/v1/citations/{WIKI}/revisions/{REV_2025}")
         assert response.status_code == 410 and response.json()["error"]["code"] == "revision-hidden"
+        gone.append(response)
         response = client.get("/v1/citations/enwikiversity/revisions/2254003")
         assert response.status_code == 410
+        assert response.json()["error"]["code"] == "revision-deleted"
+        gone.append(response)
+        for answer in gone:
+            # the raw body, and every string in it once JSON-decoded (escapes undone)
+            body = "\n".join([answer.text, *_strings(answer.json())])
+            leaked = [snippet for snippet in snippets if snippet in body]
+            assert not leaked, (leaked, answer.text[:300])
         # an older, visible revision of Einstein is still citable
         assert client.get(f"/v1/passages/{old_passage}").status_code == 200
     # the resolver says the same without HTTP

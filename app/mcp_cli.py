@@ -48,7 +48,13 @@ def add_mcp_parser(commands: Any) -> None:
     )
     mcp.add_argument("--index", dest="index_dir", type=Path, help="index directory")
     mcp.add_argument("--model", help="embedding model (must match the index)")
-    mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    mcp.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default="stdio",
+        help="stdio (default: the client starts this command and talks on stdin/stdout) or "
+        "http: MCP streamable HTTP at http://HOST:PORT/mcp until SIGTERM or Ctrl-C",
+    )
     mcp.add_argument("--host", default="127.0.0.1", help="HTTP bind address (127.0.0.1)")
     mcp.add_argument("--port", type=int, default=8001, help="HTTP port (default 8001)")
     mcp.set_defaults(handler=cmd_mcp, settings_from=_mcp_settings)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -278,13 +279,28 @@ def run(
     host: str = "127.0.0.1",
     port: int = 8001,
 ) -> None:
-    """Serve until stdin closes (stdio) or the process is interrupted (HTTP)."""
+    """Serve until stdin closes (stdio) or the process gets SIGTERM / SIGINT (HTTP; SIGINT
+    then raises KeyboardInterrupt, once the generation is closed)."""
     tools = open_tools(index_dir, settings)
     server = build_server(tools)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal to the
+    # handler that was there before it: these note it, so that the generation is closed and
+    # the command exits 0 after a SIGTERM (130 after Ctrl-C) instead of dying by the signal.
+    received: list[int] = []
+    previous: dict[signal.Signals, Any] = {}
+    if transport != "stdio":
+        previous = {
+            sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
     try:
         if transport == "stdio":
             server.run("stdio")
         else:
             server.run("streamable-http", host=host, port=port)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         tools.serving.close()
+    if signal.SIGINT in received:
+        raise KeyboardInterrupt

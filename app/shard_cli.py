@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,16 @@ from app.settings import Settings
 
 
 def cmd_shard(args: argparse.Namespace, settings: Settings) -> int:
-    from indexer.sharding import split_index
+    from app.cli import EXIT_USAGE
+    from indexer.sharding import ShardingError, split_index
 
-    report = split_index(
-        settings.index_dir, args.out, by=args.by, shards=args.shards, factory=args.factory
-    )
+    try:
+        report = split_index(
+            settings.index_dir, args.out, by=args.by, shards=args.shards, factory=args.factory
+        )
+    except ShardingError as exc:  # bad --by/--shards/--out: a usage error, not a traceback
+        print(f"wikirag shard: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
         return 0

@@ -49,6 +49,17 @@ def _settings(args: argparse.Namespace, names: Sequence[str]) -> Settings:
     return Settings(**overrides)
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (0 or less is a usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
 def _license_rule(item: str) -> tuple[str, str]:
     """``WIKI=RULE`` → ``(wiki, rule)``; a malformed value is a usage error (exit 2)."""
     wiki, sep, rule = item.partition("=")
@@ -88,10 +99,12 @@ def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
 INGEST_SETTING_NAMES = ("wiki", "namespaces", "max_words", "overlap_words", "license_rules")
 
 
-def _ingest_settings(args: argparse.Namespace) -> Settings:
+def _ingest_settings(args: argparse.Namespace, more_names: Sequence[str] = ()) -> Settings:
+    """Settings from the environment and the ingest flags plus ``more_names``; every flag
+    given (0 and 0.0 included) is validated like its WIKIRAG_* variable."""
     if args.license_rule:
         args.license_rules = dict(args.license_rule)
-    settings = _settings(args, INGEST_SETTING_NAMES)
+    settings = _settings(args, (*INGEST_SETTING_NAMES, *more_names))
     if args.no_progress:
         settings.progress = False
     return settings
@@ -239,9 +252,7 @@ INDEX_SETTING_NAMES = (
 
 
 def _build_settings(args: argparse.Namespace) -> Settings:
-    settings = _ingest_settings(args)
-    overrides = {n: getattr(args, n) for n in INDEX_SETTING_NAMES if getattr(args, n, None)}
-    return settings.model_copy(update=overrides) if overrides else settings
+    return _ingest_settings(args, INDEX_SETTING_NAMES)
 
 
 def _add_index_flags(parser: argparse.ArgumentParser) -> None:
@@ -403,11 +414,7 @@ def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _update_settings(args: argparse.Namespace) -> Settings:
-    settings = _ingest_settings(args)
-    overrides = {
-        n: getattr(args, n) for n in ("index_dir", "model", "update_batch") if getattr(args, n)
-    }
-    return settings.model_copy(update=overrides) if overrides else settings
+    return _ingest_settings(args, ("index_dir", "model", "update_batch"))
 
 
 def _add_update_parser(commands: Any) -> None:
@@ -446,7 +453,7 @@ def cmd_prune_revisions(args: argparse.Namespace, settings: Settings) -> int:
     from indexer.generation import IndexLayout
     from indexer.store import PassageStore
 
-    days = args.keep_days or settings.revision_retention_days
+    days = args.keep_days if args.keep_days is not None else settings.revision_retention_days
     if days is None:
         raise CommandError(
             "revision retention is off; give --keep-days N or set "
@@ -480,7 +487,9 @@ def _add_prune_parser(commands: Any) -> None:
     )
     prune.add_argument("--index", dest="index_dir", type=Path, help="index directory")
     prune.add_argument(
-        "--keep-days", type=int, help="keep superseded revisions saved within this many days"
+        "--keep-days",
+        type=_positive_int,
+        help="keep superseded revisions saved within this many days (at least 1)",
     )
     prune.set_defaults(handler=cmd_prune_revisions, settings_from=_build_settings_plain)
 
@@ -566,7 +575,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
     retriever = _open_retriever(settings)
     questions = list(load_questions(args.questions))
-    if args.limit:
+    if args.limit is not None:
         questions = questions[: args.limit]
     variants = list(DEFAULT_VARIANTS)
     if args.compare_fusion:
@@ -991,11 +1000,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query", help="the question or keywords")
     search.add_argument("--index", dest="index_dir", type=Path, help="index directory")
     search.add_argument("--model", help="embedding model (must match the index)")
-    search.add_argument("-k", type=int, default=10, help="number of passages (default 10)")
+    search.add_argument(
+        "-k", type=_positive_int, default=10, help="number of passages (default 10)"
+    )
     search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
     search.add_argument("--wiki", dest="wikis", action="append", help="only this wiki")
     search.add_argument("--language", dest="languages", action="append", help="only this language")
-    search.add_argument("--max-per-article", type=int, help="cap passages per article")
+    search.add_argument("--max-per-article", type=_positive_int, help="cap passages per article")
     search.add_argument("--json", action="store_true", help="print results as JSON")
     _add_retrieval_flags(search)
     search.set_defaults(handler=cmd_search, settings_from=_build_settings_plain)
@@ -1012,8 +1023,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--questions", type=Path, required=True, help="questions JSONL")
     evaluate.add_argument("--output", type=Path, help="write the figures as JSON here")
     evaluate.add_argument("--model", help="embedding model (must match the index)")
-    evaluate.add_argument("--limit", type=int, help="only the first N questions")
-    evaluate.add_argument("--max-per-article", type=int, help="cap passages per article")
+    evaluate.add_argument("--limit", type=_positive_int, help="only the first N questions")
+    evaluate.add_argument("--max-per-article", type=_positive_int, help="cap passages per article")
     evaluate.add_argument(
         "--compare-fusion",
         action="store_true",

@@ -4,11 +4,12 @@ index of ``test_api.py``, shared by the client and browser tests (one model load
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,24 +48,40 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: flo
 
 
 def start_server(
-    index: Path, log: Path, env: dict[str, str] | None = None
+    index: Path,
+    log: Path,
+    env: dict[str, str] | None = None,
+    extra_args: Sequence[str] = (),
+    *,
+    open_access: bool = True,
+    new_session: bool = False,
+    ready_timeout: float = 180.0,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """``wikirag serve --open-access`` on ``index`` and a free loopback port, its output in
-    ``log``, with ``env`` added to the environment; returns once it is ready (the process and
-    its base URL). The caller stops it."""
+    ``log``, with ``env`` added to the environment and ``extra_args`` after the default flags
+    (a repeated flag, e.g. ``--reload-poll-seconds``, overrides the default); returns once it
+    is ready (the process and its base URL). ``open_access=False`` leaves ``--open-access``
+    out (API keys needed); ``new_session`` starts it in its own session and process group, so
+    that ``os.killpg(proc.pid, ...)`` reaches its worker processes too. The caller stops it."""
     port = free_port()
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(env or {})}
+    access = ["--open-access"] if open_access else []
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--index", str(index), "--host",
-             "127.0.0.1", "--port", str(port), "--open-access", "--reload-poll-seconds", "0"],
+             "127.0.0.1", "--port", str(port), *access, "--reload-poll-seconds", "0",
+             *extra_args],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=full_env,
+            start_new_session=new_session,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc, log, 180)
+        _wait_ready(url, proc, log, ready_timeout)
     except BaseException:
-        proc.kill()
+        if new_session:  # the workers too
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
         proc.wait()
         raise
     return proc, url

@@ -241,6 +241,8 @@ class Merged:
     generations: list[str]
     missing: list[str]
     refetches: int = 0
+    # Follow-up requests sent, per shard URL (the lexical bound asked that shard for more).
+    followups: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -476,11 +478,14 @@ class ShardRouter:
                 urls.append(url)
         ranked: dict[str, list[tuple[int, float]]] = {}
         refetches = 0
+        followups: dict[str, int] = {}
         if request.mode is not SearchMode.DENSE and answers:
             lexical, incomplete = global_lexical(request.query, answers, n)
             rounds = 0
             while incomplete and rounds < MAX_REFETCH_ROUNDS:
                 rounds += 1
+                for i in incomplete:
+                    followups[urls[i]] = followups.get(urls[i], 0) + 1
                 again = await asyncio.gather(
                     *(self._more(urls[i], body, answers[i]) for i in incomplete)
                 )
@@ -506,6 +511,7 @@ class ShardRouter:
             generations=[str(a["generation"]) for a in answers],
             missing=missing,
             refetches=refetches,
+            followups=followups,
         )
 
     async def _more(

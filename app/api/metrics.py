@@ -10,6 +10,8 @@ Each application has its own registry (no process-global state). Exposed at ``/m
 - ``wikirag_index_info{generation,model_id}`` (always 1), ``wikirag_index_passages``,
   ``wikirag_index_loaded_timestamp_seconds``, ``wikirag_index_ready``: the served generation;
 - ``wikirag_index_reloads_total{outcome}`` and ``wikirag_rate_limited_total``;
+- ``wikirag_shard_followups_total{shard}`` (router mode): follow-up candidate requests sent to
+  a shard URL, when the global-BM25 bound says its unreturned passages could still rank;
 - ``wikirag_key_requests_total{key_id}``, ``wikirag_key_passages_served_total{key_id}`` and
   ``wikirag_quota_exceeded_total{key_id,quota}``: use per API key id (never per article, to
   keep the label cardinality bounded by the number of keys).
@@ -111,6 +113,12 @@ class Metrics:
             "wikirag_key_passages_served", "Passages served per API key id", ["key_id"],
             registry=r,
         )  # fmt: skip
+        self.shard_followups = Counter(
+            "wikirag_shard_followups",
+            "Follow-up candidate requests a router sent to a shard (global BM25 bound)",
+            ["shard"],
+            registry=r,
+        )
         self.quota_exceeded = Counter(
             "wikirag_quota_exceeded", "Requests refused by a monthly quota", ["key_id", "quota"],
             registry=r,

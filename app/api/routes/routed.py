@@ -84,6 +84,8 @@ async def search(
         raise _unavailable(merged.missing)
     results = [_result(rank, hit) for rank, hit in enumerate(merged.hits, start=1)]
     services.metrics.passages.labels(route="/v1/search").inc(len(results))
+    for url, count in merged.followups.items():
+        services.metrics.shard_followups.labels(shard=url).inc(count)
     services.meter.record_passages(principal.key_id, "/v1/search", [h.passage for h in merged.hits])
     fusion = None
     if body.mode is SearchMode.HYBRID:

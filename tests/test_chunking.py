@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.chunking import ChunkingConfig, PageRef, chunk_sections, split_section
-from indexer.models import Section, parse_passage_id
+from indexer.models import Passage, Section, parse_passage_id
 
 PAGE = PageRef("enwiki", 736, 1270870723, "Albert Einstein", "2025-01-21T17:03:22Z")
 
@@ -129,3 +129,126 @@ def test_chunking_invariants_hold_on_arbitrary_text(text: str, max_words: int) -
     # Every character of content is in exactly one passage (a CJK full stop may end a
     # sentence inside a whitespace-delimited "word", so compare characters, not words).
     assert "".join(covered) == "".join(_words(text))
+
+
+# --------------------------------------------------------------------------- exact packing
+
+
+def _sentence(words: int, tag: str) -> str:
+    """A sentence of exactly ``words`` words, starting with ``tag``."""
+    return " ".join([tag] + ["w"] * (words - 1)) + "."
+
+
+def _paragraph(sizes: list[int], tag: str) -> str:
+    return " ".join(_sentence(n, f"{tag}{i}") for i, n in enumerate(sizes))
+
+
+def _sizes(text: str, config: ChunkingConfig) -> list[int]:
+    return [len(_words(text[s:e])) for s, e in split_section(text, config)]
+
+
+def _pieces(text: str, config: ChunkingConfig) -> list[str]:
+    return [text[s:e] for s, e in split_section(text, config)]
+
+
+@pytest.mark.parametrize(
+    ("sentences", "expected"),
+    [
+        ([5, 5], [10]),  # exactly max_words fits in one passage
+        ([4, 4, 4], [8, 4]),  # overshooting the share (6) by 2 = undershooting it by 2: keep
+        ([7, 3, 6], [7, 9]),  # overshooting by 2 > undershooting by 1: close before the 3
+        ([10], [10]),  # one sentence of exactly max_words is not cut
+        ([11], [6, 5]),  # one over-long sentence is cut in balanced pieces
+    ],
+)
+def test_sentences_are_packed_towards_an_equal_share(
+    sentences: list[int], expected: list[int]
+) -> None:
+    text = _paragraph(sentences, "s")
+    assert _sizes(text, ChunkingConfig(max_words=10, min_words=0)) == expected
+
+
+@pytest.mark.parametrize(
+    ("paragraphs", "expected"),
+    [
+        ([[5], [40]], [45]),  # a short paragraph joins its neighbour
+        ([[40], [5]], [45]),
+        ([[30], [40]], [30, 40]),  # exactly min_words is not short
+        ([[40], [50]], [40, 50]),  # two long paragraphs stay apart although both fit
+        ([[10], [90]], [100]),  # short, and both fit exactly
+        ([[10], [91]], [10, 91]),  # short, but both do not fit
+        ([[10], [45, 50]], [10, 95]),
+    ],
+)
+def test_short_paragraphs_join_a_neighbour_only_when_both_fit(
+    paragraphs: list[list[int]], expected: list[int]
+) -> None:
+    text = "\n\n".join(_paragraph(p, f"p{i}s") for i, p in enumerate(paragraphs))
+    assert _sizes(text, ChunkingConfig()) == expected
+
+
+def test_overlap_carries_exactly_the_closing_sentences_that_fit() -> None:
+    text = _paragraph([2] * 8, "s")
+    assert _pieces(text, ChunkingConfig(max_words=6, overlap_words=4, min_words=0)) == [
+        "s0 w. s1 w. s2 w.",
+        "s1 w. s2 w. s3 w.",
+        "s2 w. s3 w. s4 w.",
+        "s3 w. s4 w. s5 w.",
+        "s4 w. s5 w. s6 w.",
+        "s5 w. s6 w. s7 w.",
+    ]
+    assert split_section(text, ChunkingConfig(max_words=6, overlap_words=2, min_words=0)) == [
+        (0, 17),
+        (12, 29),
+        (24, 41),
+        (36, 47),
+    ]
+    # When the carried sentences and the next one do not fit, nothing is carried.
+    text = _paragraph([2, 2, 2, 4, 2], "s")
+    assert _pieces(text, ChunkingConfig(max_words=6, overlap_words=4, min_words=0)) == [
+        "s0 w. s1 w. s2 w.",
+        "s3 w w w. s4 w.",
+    ]
+
+
+def test_chunk_sections_fills_every_field_from_the_page_and_the_section() -> None:
+    lead = (
+        "Albert Einstein was a German-born physicist. He developed relativity.\n\n"
+        "He received the 1921 Nobel Prize in Physics."
+    )
+    life = "He was born in Ulm. He grew up in Munich."
+    sections = [Section((), "", lead, 0), Section(("Life", "Early life"), "Early_life", life, 2)]
+    common = {
+        "wiki": "enwiki",
+        "page_id": 736,
+        "revision_id": 1270870723,
+        "title": "Albert Einstein",
+        "revision_timestamp": "2025-01-21T17:03:22Z",
+    }
+    lead_fields = {"section_path": (), "anchor": "", "section_ordinal": 0}
+    life_fields = {"section_path": ("Life", "Early life"), "anchor": "Early_life"}
+    expected = [
+        (lead_fields, 0, 44, "Albert Einstein was a German-born physicist."),
+        (lead_fields, 45, 69, "He developed relativity."),
+        (lead_fields, 71, 115, "He received the 1921 Nobel Prize in Physics."),
+        ({**life_fields, "section_ordinal": 2}, 0, 19, "He was born in Ulm."),
+        ({**life_fields, "section_ordinal": 2}, 20, 41, "He grew up in Munich."),
+    ]
+    passages = list(chunk_sections(sections, PAGE, ChunkingConfig(max_words=8, min_words=1)))
+    assert passages == [
+        Passage(
+            passage_id=f"enwiki:1270870723:{i}",
+            ordinal=i,
+            start=start,
+            end=end,
+            text=text,
+            **common,  # type: ignore[arg-type]
+            **fields,  # type: ignore[arg-type]
+        )
+        for i, (fields, start, end, text) in enumerate(expected)
+    ]
+    # The default configuration keeps both sections whole.
+    assert [(p.passage_id, p.start, p.end) for p in chunk_sections(sections, PAGE)] == [
+        ("enwiki:1270870723:0", 0, 115),
+        ("enwiki:1270870723:1", 0, 41),
+    ]

@@ -3,12 +3,15 @@ each error with its code, status and message."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.citations import CitationError, CitationRecord, CitationResolver
+from indexer.chunking import PageRef, chunk_sections
+from indexer.models import CC_BY_SA_4, RawRevision, Section, SiteInfo
 from indexer.store import PassageStore, normalize_title
 
 EINSTEIN_CURRENT = 1270870723
@@ -451,3 +454,273 @@ def test_resolve_title_and_page(store: PassageStore) -> None:
     assert page is not None and page.title == "Joséphine Baker" and page.namespace == 0
     assert store.page("frwiki", 1) is None
     assert store.page_by_title("enwiki", "Albert Einstein") == store.page("enwiki", 736)
+
+
+# --------------------------------------------------------------------------- exact errors
+
+ALL_WIKIS = (
+    "dewiki (de.wikipedia.org), enwiki (en.wikipedia.org), enwikiversity (en.wikiversity.org), "
+    "frwiki (fr.wikipedia.org), ptwiki (pt.wikipedia.org), ruwiki (ru.wikipedia.org), "
+    "simplewiki (simple.wikipedia.org)"
+)
+EINSTEIN_REVISIONS = (
+    "716825343 (2016-04-24), 1097822042 (2022-07-12), 1270870723 (2025-01-21, current)"
+)
+WIKTIONARY = SiteInfo(
+    wiki="enwiktionary", base_url="https://en.wiktionary.org", language="en", sitename="Wiktionary"
+)
+
+
+@pytest.fixture(scope="module")
+def extended_store(
+    sample_store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PassageStore]:
+    """The sample store plus what the samples lack: a Wiktionary entry (lower-case first
+    letter; its revision id is also frwiki's "Joséphine Baker") and a redirect to a section."""
+    path = tmp_path_factory.mktemp("extended") / "store.sqlite"
+    shutil.copyfile(sample_store, path)
+    store = PassageStore(path)
+    text = "squirrel: any of the rodents of the family Sciuridae."
+    raw = RawRevision(
+        site=WIKTIONARY,
+        page_id=4242,
+        title="squirrel",
+        namespace=0,
+        revision_id=FR_BAKER,
+        timestamp="2024-11-02T10:00:00Z",
+        wikitext=text,
+        location="test",
+        license=CC_BY_SA_4,
+    )
+    sections = [Section((), "", text, 0)]
+    page = PageRef("enwiktionary", 4242, FR_BAKER, "squirrel", raw.timestamp)
+    with store.transaction():
+        store.add_revision(
+            raw, CC_BY_SA_4, "source", sections, list(chunk_sections(sections, page)), source="t"
+        )
+        enwiki = next(s for s in store.wikis() if s.wiki == "enwiki")
+        store.add_alias(
+            enwiki, "Einstein's youth", "Albert Einstein#Childhood, youth and education", 0
+        )
+    store.close()
+    opened = PassageStore(path, readonly=True)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(scope="module")
+def extended(extended_store: PassageStore) -> CitationResolver:
+    return CitationResolver(extended_store)
+
+
+def test_unknown_wiki_message_and_details_are_exact(resolver: CitationResolver) -> None:
+    error = _error(resolver, "https://it.wikipedia.org/wiki/Albert_Einstein")
+    assert error.message == f"it.wikipedia.org is not indexed; indexed wikis: {ALL_WIKIS}"
+    assert error.details == {
+        "host": "it.wikipedia.org",
+        "indexed_wikis": [
+            "dewiki",
+            "enwiki",
+            "enwikiversity",
+            "frwiki",
+            "ptwiki",
+            "ruwiki",
+            "simplewiki",
+        ],
+    }
+    with pytest.raises(CitationError) as caught:
+        resolver.by_revision("itwiki", 1)
+    assert caught.value.message == f"wiki 'itwiki' is not indexed; indexed wikis: {ALL_WIKIS}"
+    assert caught.value.details["wiki"] == "itwiki"
+
+
+def test_an_empty_store_says_so(tmp_path: Path) -> None:
+    store = PassageStore(tmp_path / "empty.sqlite")
+    try:
+        error = _error(CitationResolver(store), "https://en.wikipedia.org/wiki/Albert_Einstein")
+        assert (error.code, error.http_status) == ("unknown-wiki", 404)
+        assert error.message == (
+            "en.wikipedia.org is not indexed; indexed wikis: none (the store is empty)"
+        )
+        assert error.details == {"host": "en.wikipedia.org", "indexed_wikis": []}
+    finally:
+        store.close()
+
+
+def test_revision_not_indexed_messages_and_details_are_exact(resolver: CitationResolver) -> None:
+    url = "https://en.wikipedia.org/wiki/Einstein?oldid=123456"
+    error = _error(resolver, url)
+    assert error.message == (
+        "revision 123456 of enwiki is not in the index; the indexed revisions of "
+        f"'Albert Einstein' are: {EINSTEIN_REVISIONS}"
+    )
+    assert error.details == {
+        "wiki": "enwiki",
+        "revision_id": 123456,
+        "title": "Albert Einstein",
+        "indexed_revisions": [EINSTEIN_XML, EINSTEIN_OLD, EINSTEIN_CURRENT],
+    }
+    bare = _error(resolver, "https://en.wikipedia.org/w/index.php?oldid=123456")
+    assert bare.details == {"wiki": "enwiki", "revision_id": 123456}
+    with pytest.raises(CitationError) as caught:
+        resolver.by_revision("dewiki", EINSTEIN_CURRENT)
+    assert caught.value.message == (
+        "revision 1270870723 of dewiki is not in the index (a revision 1270870723 is indexed in "
+        "enwiki)"
+    )
+    assert caught.value.details == {"wiki": "dewiki", "revision_id": EINSTEIN_CURRENT}
+
+
+def test_a_revision_id_indexed_in_two_other_wikis_names_both(extended: CitationResolver) -> None:
+    with pytest.raises(CitationError) as caught:
+        extended.by_revision("dewiki", FR_BAKER)
+    assert caught.value.message == (
+        "revision 222515879 of dewiki is not in the index (a revision 222515879 is indexed in "
+        "enwiktionary, frwiki)"
+    )
+
+
+def test_wiktionary_titles_keep_their_lower_case_first_letter(
+    extended: CitationResolver,
+) -> None:
+    record = extended.by_url("https://en.wiktionary.org/wiki/squirrel")
+    assert (record.wiki, record.page_id, record.title) == ("enwiktionary", 4242, "squirrel")
+    assert record.article_url == "https://en.wiktionary.org/wiki/squirrel"
+    assert record.attribution.source == "Wiktionary"
+    # Wikipedia upper-cases the first letter; Wiktionary does not.
+    assert extended.by_url("https://en.wikipedia.org/wiki/squirrel").title == "Squirrel"
+    error = _error(extended, "https://en.wiktionary.org/wiki/iPhone_case")
+    assert error.message == (
+        "no article titled 'iPhone case' in enwiktionary (neither a page nor a redirect in "
+        "the index)"
+    )
+    assert error.details == {"wiki": "enwiktionary", "title": "iPhone case"}
+    upper = _error(extended, "https://en.wiktionary.org/wiki/Squirrel")
+    assert upper.code == "unknown-title"
+
+
+def test_a_redirect_to_a_section_links_the_section(extended: CitationResolver) -> None:
+    record = extended.by_url("https://en.wikipedia.org/wiki/Einstein%27s_youth")
+    assert record.title == "Albert Einstein" and record.redirected_from == "Einstein's youth"
+    assert record.fragment == "Childhood, youth and education"
+    assert record.attribution.url == (
+        "https://en.wikipedia.org/w/index.php?title=Albert_Einstein&oldid=1270870723"
+        "#Childhood,_youth_and_education"
+    )
+    # The URL's own fragment wins over the redirect's.
+    own = extended.by_url("https://en.wikipedia.org/wiki/Einstein%27s_youth#Personal_life")
+    assert own.fragment == "Personal_life"
+
+
+def test_redirect_to_a_page_not_indexed_message_and_details(resolver: CitationResolver) -> None:
+    error = _error(resolver, "https://en.wikipedia.org/wiki/AccessibleComputing")
+    assert error.message == (
+        "'AccessibleComputing' in enwiki is a redirect (AccessibleComputing → Computer "
+        "accessibility) to a page that is not in the index"
+    )
+    assert error.details == {
+        "wiki": "enwiki",
+        "title": "AccessibleComputing",
+        "redirect_target": "Computer accessibility",
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "hint"),
+    [
+        ("Talk:Albert_Einstein", "; Talk: pages are not articles and only articles are indexed"),
+        ("Talk:Foo:Bar", "; Talk: pages are not articles and only articles are indexed"),
+        ("Einstein:_A_Life", ""),
+        ("Talk", ""),
+    ],
+)
+def test_unknown_title_message_and_namespace_hint(
+    resolver: CitationResolver, path: str, hint: str
+) -> None:
+    error = _error(resolver, f"https://en.wikipedia.org/wiki/{path}")
+    title = path.replace("_", " ")
+    assert error.message == (
+        f"no article titled {title!r} in enwiki (neither a page nor a redirect in the index){hint}"
+    )
+    assert error.details == {"wiki": "enwiki", "title": title}
+
+
+def test_a_special_page_with_a_colon_in_its_argument_is_refused(
+    resolver: CitationResolver,
+) -> None:
+    url = "https://en.wikipedia.org/wiki/Special:Search/a:b"
+    error = _error(resolver, url)
+    assert (error.code, error.message) == (
+        "not-an-article-url",
+        f"{url!r} is the special page 'Special:Search/a:b', not an article",
+    )
+    assert error.details == {"url": url}
+
+
+@pytest.mark.parametrize(
+    ("path", "what", "value"),
+    [
+        ("w/index.php?oldid=0", "oldid", "0"),
+        ("w/index.php?curid=x1", "curid", "x1"),
+        ("wiki/Special:PermanentLink/-3", "revision id", "-3"),
+        ("wiki/Special:Redirect/revision/x", "revision id", "x"),
+        ("wiki/Special:Redirect/page/0", "page id", "0"),
+        ("w/index.php?oldid=%D9%A3", "oldid", "٣"),  # an Arabic-Indic digit
+    ],
+)
+def test_malformed_numbers_message_and_details(
+    resolver: CitationResolver, path: str, what: str, value: str
+) -> None:
+    url = f"https://en.wikipedia.org/{path}"
+    error = _error(resolver, url)
+    assert (error.code, error.http_status) == ("malformed-url", 400)
+    assert error.message == f"{url!r}: the {what} must be a positive integer, not {value!r}"
+    assert error.details == {"url": url}
+
+
+def test_one_is_a_valid_id(resolver: CitationResolver) -> None:
+    error = _error(resolver, "https://en.wikipedia.org/w/index.php?oldid=1")
+    assert (error.code, error.message) == (
+        "revision-not-indexed",
+        "revision 1 of enwiki is not in the index",
+    )
+    page = _error(resolver, "https://en.wikipedia.org/w/index.php?curid=1")
+    assert (page.code, page.message) == ("unknown-title", "no page with id 1 in enwiki")
+    assert page.details == {"wiki": "enwiki", "page_id": 1}
+    redirect = _error(resolver, "https://en.wikipedia.org/wiki/Special:Redirect/revision/1")
+    assert redirect.message == "revision 1 of enwiki is not in the index"
+
+
+def test_illegal_title_message_and_details(resolver: CitationResolver) -> None:
+    url = "https://en.wikipedia.org/wiki/A%3Cb%3E"
+    error = _error(resolver, url)
+    assert error.message == (
+        f"{url!r}: the title 'A<b>' contains '<', which MediaWiki never allows in titles"
+    )
+    assert error.details == {"url": url}
+
+
+def test_an_unknown_error_code_is_a_bad_request() -> None:
+    error = CitationError("something-else", "what went wrong", extra=1)
+    assert (error.code, error.message, error.http_status) == (
+        "something-else",
+        "what went wrong",
+        400,
+    )
+    assert str(error) == "something-else: what went wrong"
+    assert error.as_dict() == {
+        "code": "something-else",
+        "message": "what went wrong",
+        "details": {"extra": 1},
+    }
+    assert CitationError("revision-deleted", "gone").http_status == 410
+
+
+def test_the_resolver_language_sets_the_attribution_language(store: PassageStore) -> None:
+    german = CitationResolver(store, language="de").by_revision("frwiki", FR_BAKER)
+    assert german.language == "fr"  # the wiki's language
+    assert german.attribution.language == "de"
+    assert german.attribution.text.startswith("„Joséphine Baker“ von den Wikipédia-Autoren (")
+    assert german.license.localized_name == (
+        "Creative Commons Namensnennung – Weitergabe unter gleichen Bedingungen 4.0"
+    )

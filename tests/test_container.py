@@ -82,8 +82,10 @@ def makefile_installs() -> tuple[str, list[list[str]]]:
 def test_dockerfile_installs_the_makefiles_torch_pin_before_the_package() -> None:
     torch_spec, make_installs = makefile_installs()
     assert torch_spec == "torch==2.13.0"
-    assert make_installs[0] == [torch_spec]  # torch first, then the package
-    assert make_installs[1][0].strip("'\"").startswith(".")
+    assert make_installs[0] == [torch_spec]  # torch first
+    assert make_installs[1] == []  # then `-r $(LOCK)` (the pinned dependencies; -r dropped)
+    assert "-r $(LOCK)" in MAKEFILE.read_text()
+    assert make_installs[2][0].strip("'\"").startswith(".")  # then the package, --no-deps
 
     runs = [args for keyword, args in instructions(DOCKERFILE) if keyword == "RUN"]
     docker_installs = pip_installs(runs)

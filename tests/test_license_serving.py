@@ -23,7 +23,6 @@ import asyncio
 import gzip
 import json
 import os
-import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
@@ -41,7 +40,7 @@ from indexer.generation import IndexLayout
 from indexer.models import CC_BY_SA_3, CC_BY_SA_4, License
 from indexer.store import PassageStore
 from tests.conftest import ROOT, SAMPLES
-from tests.live_server import start_server
+from tests.live_server import start_server, stop_server
 from tests.test_api import OPTIONS, shared_embedder
 from tests.test_licensing import STATED_3, STATED_4, real_pages_export
 
@@ -232,12 +231,7 @@ def server_url(mixed_index: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     try:
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
 
 
 # -- checks shared by every surface -----------------------------------------------------------

@@ -18,7 +18,6 @@ that
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from app.retrieval import HybridRetriever, LoadedIndex, SearchMode, SearchReques
 from app.settings import Settings
 from indexer.embedding import DEFAULT_MODEL_ID
 from indexer.onnx_query import TOLERANCE, OnnxQueryEncoder, default_onnx_cache_dir
-from tests.live_server import start_server
+from tests.live_server import start_server, stop_server
 from tests.test_api import copy_index, service_settings, shared_embedder, shared_index
 
 pytestmark = pytest.mark.slow
@@ -202,12 +201,7 @@ def test_wikirag_serve_without_encoder_flags_serves_with_onnx(
                 assert dense == [h.scores["dense"] for h in onnx_hits], query
                 as_torch += dense == [h.scores["dense"] for h in torch_hits]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
     text = log.read_text()
     assert f"query encoder: ONNX Runtime ({exported.name}, 1 thread(s)" in text, text
     assert "query encoder: PyTorch" not in text

@@ -103,8 +103,8 @@ _OTHER_NAMESPACES = frozenset(
 )
 # Characters MediaWiki never allows in a title (Title::legalChars), and control characters.
 _ILLEGAL_TITLE = re.compile(r"[\[\]{}|<>\x00-\x1f\x7f]")
-# A scheme without "//" (mailto:, javascript:…), not a host name followed by a port.
-_OTHER_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+-]*:(?!\d+(?:[/?#]|$))")
+# A URL's scheme (https:, mailto:, javascript:…), not a host name followed by a port.
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+-]*:(?!\d+(?:[/?#]|$))")
 _ARTICLE_PATH = "/wiki/"
 _SCRIPT_PATHS = ("/w/index.php", "/index.php")
 
@@ -429,7 +429,7 @@ class CitationResolver:
             raise CitationError("malformed-url", "the URL is empty")
         if raw.startswith("//"):
             raw = "https:" + raw
-        elif "://" not in raw and not _OTHER_SCHEME.match(raw):
+        elif not _SCHEME.match(raw):  # "en.wikipedia.org/wiki/A?from=https://…" has none
             raw = "https://" + raw
         try:
             parts = urlsplit(raw)
@@ -447,8 +447,7 @@ class CitationResolver:
             raise CitationError("malformed-url", f"{url!r} has no host name", url=url)
         host = _desktop_host(host)
         sites = self._sites()
-        by_host = {_desktop_host((urlsplit(s.base_url).hostname or "").lower()): s for s in sites}
-        site = by_host.get(host)
+        site = _site_by_host(sites).get(host)
         if site is None:
             if host in _PORTALS:
                 raise CitationError(
@@ -557,10 +556,22 @@ def _number(value: str, what: str, url: str) -> int:
     return int(text)
 
 
+def _site_by_host(sites: list[SiteInfo]) -> dict[str, SiteInfo]:
+    """The stored sites by their desktop host name (a site without one is not reachable by
+    URL)."""
+    by_host: dict[str, SiteInfo] = {}
+    for site in sites:
+        site_host = urlsplit(site.base_url).hostname
+        if site_host:
+            by_host[_desktop_host(site_host.lower())] = site
+    return by_host
+
+
 def _desktop_host(host: str) -> str:
-    """``en.m.wikipedia.org`` → ``en.wikipedia.org`` (mobile and zero hosts)."""
+    """``en.m.wikipedia.org`` → ``en.wikipedia.org``: the mobile and zero hosts of a wiki
+    are ``<language>.m.<project>.org`` and ``<language>.zero.<project>.org``."""
     labels = host.split(".")
-    if len(labels) >= 3 and labels[1] in ("m", "zero"):
+    if len(labels) >= 4 and labels[1] in ("m", "zero"):
         del labels[1]
     return ".".join(labels)
 

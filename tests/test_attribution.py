@@ -535,3 +535,114 @@ def test_attribution_is_a_json_response_model(store: PassageStore) -> None:
     assert {"title", "source", "url", "authors_url", "license", "text", "html", "markdown"} <= set(
         schema["properties"]
     )
+
+
+# ------------------------------------------------------------- which project the source is
+# A Wikipedia is known by its host when it has one, else by its site name; any other
+# project is named by its site name, translated when the language has a local name for it.
+
+
+@pytest.mark.parametrize(
+    ("wiki", "base_url", "sitename", "source", "opening"),
+    [
+        (
+            "enwiki",
+            "https://en.wikipedia.org",
+            "Enciclopedia",  # the host decides, whatever the site calls itself
+            "Wikipedia, the free encyclopedia",
+            '"Albert Einstein" by Wikipedia contributors (',
+        ),
+        (
+            "enwiki",
+            "https://wikipedia.org",
+            "x",
+            "Wikipedia, the free encyclopedia",
+            '"Albert Einstein" by Wikipedia contributors (',
+        ),
+        (  # a look-alike host is not Wikipedia, even if it says so
+            "enwiki",
+            "https://wikipedia.org.evil.com",
+            "Wikipedia",
+            "Wikipedia",
+            '"Albert Einstein" by Wikipedia contributors (',
+        ),
+        (
+            "enwiki",
+            "",
+            " Wikipédia ",
+            "Wikipedia, the free encyclopedia",
+            '"Albert Einstein" by Wikipedia contributors (',
+        ),
+        (
+            "enwiki",
+            "",
+            "WIKIPEDIA",
+            "Wikipedia, the free encyclopedia",
+            '"Albert Einstein" by Wikipedia contributors (',
+        ),
+        (
+            "enwiki",
+            "",
+            "ВИКИПЕДИЯ",
+            "Wikipedia, the free encyclopedia",
+            '"Albert Einstein" by Wikipedia contributors (',
+        ),
+        (
+            "enwiki",
+            "",
+            "Wikiversity",
+            "Wikiversity",
+            '"Albert Einstein" by Wikiversity contributors (',
+        ),
+        (
+            "enwiki",
+            "https://example.org",
+            "  ",
+            "Wikimedia",
+            '"Albert Einstein" by Wikimedia contributors (',
+        ),
+        (
+            "frwiki",
+            "https://fr.wiktionary.org",
+            "Wiktionary",
+            "Wiktionnaire",
+            "«\u00a0Joséphine Baker\u00a0» par les contributeurs de Wiktionnaire (",
+        ),
+        (
+            "frwiki",
+            "",
+            "Wikipédia",
+            "Wikipédia, l'encyclopédie libre",
+            "«\u00a0Joséphine Baker\u00a0» par les contributeurs de Wikipédia (",
+        ),
+    ],
+)
+def test_the_source_is_named_from_the_host_then_the_site_name(
+    store: PassageStore, wiki: str, base_url: str, sitename: str, source: str, opening: str
+) -> None:
+    revision = {"enwiki": 1270870723, "frwiki": 222515879}[wiki]
+    record = dataclasses.replace(
+        _in_section(store, wiki, revision), base_url=base_url, sitename=sitename
+    )
+    a = build_attribution(record)
+    assert a.source == source
+    assert a.text.startswith(opening + f"{base_url}/w/index.php?title="), a.text
+
+
+def test_markdown_link_destinations_escape_blanks_and_angle_brackets(
+    store: PassageStore,
+) -> None:
+    odd = License(name="Odd License", identifier="Odd-1", url="https://example.org/l icense<1>")
+    record = dataclasses.replace(_in_section(store, "frwiki", 222515879), license=odd)
+    a = build_attribution(record)
+    assert "sous licence [Odd License](https://example.org/l%20icense%3C1%3E). Extrait" in (
+        a.markdown
+    )
+    assert _md_links(a.markdown)[-1] == ("Odd License", "https://example.org/l%20icense%3C1%3E")
+
+
+def test_a_language_tag_with_script_and_region_uses_its_primary_language() -> None:
+    assert strings_for("de-Latn-AT")[0] == "de"
+    assert strings_for("pt_BR")[0] == "pt"
+    assert strings_for("  RU ")[0] == "ru"
+    assert strings_for("")[0] == strings_for(None)[0] == "en"

@@ -107,6 +107,9 @@ def test_invalid_configuration_is_rejected() -> None:
         ChunkingConfig(max_words=0)
     with pytest.raises(ValueError, match="overlap_words"):
         ChunkingConfig(max_words=10, overlap_words=10)
+    with pytest.raises(ValueError) as caught:
+        ChunkingConfig(max_words=10, overlap_words=-1)
+    assert str(caught.value) == "overlap_words must be between 0 and max_words - 1 (9), got -1"
 
 
 @settings(max_examples=300, deadline=None)
@@ -251,4 +254,23 @@ def test_chunk_sections_fills_every_field_from_the_page_and_the_section() -> Non
     assert [(p.passage_id, p.start, p.end) for p in chunk_sections(sections, PAGE)] == [
         ("enwiki:1270870723:0", 0, 115),
         ("enwiki:1270870723:1", 0, 41),
+    ]
+
+
+def test_the_overlap_counts_every_carried_sentence_against_its_budget() -> None:
+    # One-word sentences: a budget of 2 carries two of them, never three.
+    text = "One. Two. Three. Four. Five. Six. Seven. Eight."
+    assert _pieces(text, ChunkingConfig(max_words=4, overlap_words=2)) == [
+        "One. Two. Three. Four.",
+        "Three. Four. Five. Six.",
+        "Five. Six. Seven. Eight.",
+    ]
+
+
+def test_a_long_sentence_is_cut_within_itself_not_into_the_next() -> None:
+    text = "a b c d e f g. h i."
+    assert _pieces(text, ChunkingConfig(max_words=3, overlap_words=0)) == [
+        "a b c",
+        "d e f",
+        "g. h i.",
     ]

@@ -724,3 +724,290 @@ def test_the_resolver_language_sets_the_attribution_language(store: PassageStore
     assert german.license.localized_name == (
         "Creative Commons Namensnennung – Weitergabe unter gleichen Bedingungen 4.0"
     )
+
+
+# ------------------------------------------------- every refusal and every URL part, exactly
+# The error body is what a client shows or logs: its message and details are part of the
+# contract, so each refusal is pinned whole (mutation testing found messages, details and
+# URL forms that no test above looked at).
+
+EN = "https://en.wikipedia.org"
+NOT_UTF8 = "'utf-8' codec can't decode byte 0xe9 in position 0: unexpected end of data"
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "message", "details"),
+    [
+        ("", "malformed-url", "the URL is empty", {}),
+        ("https://", "malformed-url", "'https://' has no host name", {"url": "https://"}),
+        (
+            "https://en wikipedia.org/wiki/A",
+            "malformed-url",
+            "'https://en wikipedia.org/wiki/A' has no host name",
+            {"url": "https://en wikipedia.org/wiki/A"},
+        ),
+        (
+            "http://[::1/wiki/X",
+            "malformed-url",
+            "cannot parse 'http://[::1/wiki/X': Invalid IPv6 URL",
+            {"url": "http://[::1/wiki/X"},
+        ),
+        (
+            "ftp://en.wikipedia.org/wiki/A",
+            "not-a-wikipedia-url",
+            "'ftp://en.wikipedia.org/wiki/A' uses the ftp: scheme; Wikipedia URLs are http(s)",
+            {"url": "ftp://en.wikipedia.org/wiki/A"},
+        ),
+        (
+            "https://www.wikipedia.org/",
+            "not-an-article-url",
+            "www.wikipedia.org is a multilingual portal, not a wiki; use a language edition's "
+            "article URL such as https://en.wikipedia.org/wiki/Albert_Einstein",
+            {"url": "https://www.wikipedia.org/"},
+        ),
+        (
+            "https://example.com/wiki/A",
+            "not-a-wikipedia-url",
+            f"example.com is not a Wikipedia (Wikimedia) site; indexed wikis: {ALL_WIKIS}",
+            {"url": "https://example.com/wiki/A", "host": "example.com"},
+        ),
+        (
+            f"{EN}/wiki/Albert_Einstein#%E9",
+            "malformed-url",
+            f"'{EN}/wiki/Albert_Einstein#%E9' has percent-escapes that are not UTF-8: {NOT_UTF8}",
+            {"url": f"{EN}/wiki/Albert_Einstein#%E9"},
+        ),
+        (
+            f"{EN}/w/index.php?title=%E9",
+            "malformed-url",
+            f"'{EN}/w/index.php?title=%E9' has percent-escapes that are not UTF-8: {NOT_UTF8}",
+            {"url": f"{EN}/w/index.php?title=%E9"},
+        ),
+        (  # a blank oldid is refused, not read as "no oldid" (the current revision)
+            f"{EN}/w/index.php?title=Albert_Einstein&oldid=",
+            "malformed-url",
+            f"'{EN}/w/index.php?title=Albert_Einstein&oldid=': the oldid must be a positive "
+            "integer, not ''",
+            {"url": f"{EN}/w/index.php?title=Albert_Einstein&oldid="},
+        ),
+        (
+            f"{EN}/w/index.php?diff=1270870723&oldid=1097822042",
+            "not-an-article-url",
+            f"'{EN}/w/index.php?diff=1270870723&oldid=1097822042' is a diff between two "
+            "revisions; cite one revision (…/w/index.php?title=…&oldid=…)",
+            {"url": f"{EN}/w/index.php?diff=1270870723&oldid=1097822042"},
+        ),
+        (
+            f"{EN}/w/api.php",
+            "not-an-article-url",
+            f"'{EN}/w/api.php' does not name an article (expected /wiki/Title, "
+            "/w/index.php?title=Title[&oldid=N] or /w/index.php?oldid=N)",
+            {"url": f"{EN}/w/api.php"},
+        ),
+        (
+            f"{EN}/wiki/",
+            "not-an-article-url",
+            f"'{EN}/wiki/' names no article (an empty title)",
+            {"url": f"{EN}/wiki/"},
+        ),
+        (
+            f"{EN}/wiki/Special:Redirect/revision/12/3",
+            "malformed-url",
+            f"'{EN}/wiki/Special:Redirect/revision/12/3': the revision id must be a positive "
+            "integer, not '12/3'",
+            {"url": f"{EN}/wiki/Special:Redirect/revision/12/3"},
+        ),
+        (  # the title after /w/index.php/ is everything after the first ".php/"
+            f"{EN}/w/index.php/Foo.php/bar",
+            "unknown-title",
+            "no article titled 'Foo.php/bar' in enwiki (neither a page nor a redirect in the "
+            "index)",
+            {"wiki": "enwiki", "title": "Foo.php/bar"},
+        ),
+        (  # the first letter is upper-cased as on Wikipedia before it is reported
+            f"{EN}/wiki/no_such_article_here",
+            "unknown-title",
+            "no article titled 'No such article here' in enwiki (neither a page nor a redirect "
+            "in the index)",
+            {"wiki": "enwiki", "title": "No such article here"},
+        ),
+    ],
+)
+def test_every_refusal_is_exact(
+    resolver: CitationResolver, url: str, code: str, message: str, details: dict[str, object]
+) -> None:
+    error = _error(resolver, url)
+    assert error.as_dict() == {"code": code, "message": message, "details": details}
+
+
+def test_a_url_that_is_not_a_string_is_an_empty_url(resolver: CitationResolver) -> None:
+    with pytest.raises(CitationError) as caught:
+        resolver.by_url(None)  # type: ignore[arg-type]  # JSON null from a client
+    assert caught.value.as_dict() == {
+        "code": "malformed-url",
+        "message": "the URL is empty",
+        "details": {},
+    }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"{EN}/w/index.php/Albert_Einstein",
+        f"{EN}/index.php/Albert_Einstein",
+        "https://en.zero.wikipedia.org/wiki/Albert_Einstein",
+        "https://en.wikipedia.org./wiki/Albert_Einstein",
+        f"{EN}/wiki/Special:Redirect/page/736",
+        # No scheme, and "://" further on: still a Wikipedia URL, not an unknown scheme.
+        "en.wikipedia.org/wiki/Albert_Einstein?from=https://example.com/",
+    ],
+)
+def test_more_url_forms_resolve_to_the_current_einstein(
+    resolver: CitationResolver, url: str
+) -> None:
+    record = resolver.by_url(url)
+    assert (record.wiki, record.page_id, record.revision_id) == ("enwiki", 736, EINSTEIN_CURRENT)
+    assert (record.fragment, record.redirected_from) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        (f"{EN}/w/index.php?oldid=1270870723#Early_life", "Early_life"),
+        (f"{EN}/wiki/Special:PermanentLink/1270870723#Early_life", "Early_life"),
+        (f"{EN}/w/index.php?title=Albert_Einstein%23Early_life", "Early_life"),
+        (f"{EN}/w/index.php?title=Albert_Einstein%23Early_life%23x", "Early_life#x"),
+        (f"{EN}/w/index.php?title=Albert_Einstein%23Early_life#Personal_life", "Personal_life"),
+        (f"{EN}/w/index.php?title=Albert_Einstein%23", None),
+        (f"{EN}/w/index.php?curid=736", None),
+        (f"{EN}/wiki/Albert_Einstein", None),
+    ],
+)
+def test_the_fragment_comes_from_the_url_then_from_the_title(
+    resolver: CitationResolver, url: str, fragment: str | None
+) -> None:
+    record = resolver.by_url(url)
+    assert (record.title, record.revision_id) == ("Albert Einstein", EINSTEIN_CURRENT)
+    assert record.fragment == fragment
+    assert record.redirected_from is None
+
+
+def test_by_revision_refuses_what_is_not_a_positive_integer(resolver: CitationResolver) -> None:
+    for value in (True, 0, -1, "5", 1.0):
+        with pytest.raises(CitationError) as caught:
+            resolver.by_revision("enwiki", value)  # type: ignore[arg-type]
+        assert caught.value.as_dict() == {
+            "code": "invalid-revision-id",
+            "message": f"revision ids are positive integers, not {value!r}",
+            "details": {"revision_id": value},
+        }
+    with pytest.raises(CitationError) as caught:
+        resolver.by_revision("enwiki", 1)  # 1 is a valid id, just not indexed
+    assert caught.value.code == "revision-not-indexed"
+    with pytest.raises(CitationError) as caught:
+        resolver.by_revision("itwiki", 1)
+    assert caught.value.details == {
+        "wiki": "itwiki",
+        "indexed_wikis": [
+            "dewiki",
+            "enwiki",
+            "enwikiversity",
+            "frwiki",
+            "ptwiki",
+            "ruwiki",
+            "simplewiki",
+        ],
+    }
+
+
+def test_an_old_revision_names_the_revision_that_superseded_it(
+    resolver: CitationResolver,
+) -> None:
+    old = resolver.by_revision("enwiki", EINSTEIN_OLD)
+    assert old.superseded_by is not None
+    assert old.superseded_by.model_dump() == {
+        "revision_id": EINSTEIN_CURRENT,
+        "url": f"{EN}/w/index.php?title=Albert_Einstein&oldid={EINSTEIN_CURRENT}",
+    }
+    assert resolver.by_revision("enwiki", EINSTEIN_CURRENT).superseded_by is None
+
+
+RENAMED_OLD = 5  # an old revision saved under the page's former title
+
+
+@pytest.fixture(scope="module")
+def altered(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A copy of the sample store where frwiki's "Joséphine Baker" was deleted, the 2022
+    Einstein revision hidden, and an old revision of "Albert Einstein" saved under a former
+    title ("Albert Einstien"), as a page move leaves it."""
+    path = tmp_path_factory.mktemp("altered") / "store.sqlite"
+    shutil.copyfile(sample_store, path)
+    store = PassageStore(path)
+    enwiki = next(s for s in store.wikis() if s.wiki == "enwiki")
+    text = "Albert Einstien was a physicist."
+    raw = RawRevision(
+        site=enwiki,
+        page_id=736,
+        title="Albert Einstien",
+        namespace=0,
+        revision_id=RENAMED_OLD,
+        timestamp="2001-11-12T00:00:00Z",
+        wikitext=text,
+        location="test",
+        license=CC_BY_SA_4,
+    )
+    sections = [Section((), "", text, 0)]
+    page = PageRef("enwiki", 736, RENAMED_OLD, "Albert Einstien", raw.timestamp)
+    with store.transaction():
+        store.add_revision(
+            raw, CC_BY_SA_4, "source", sections, list(chunk_sections(sections, page)), source="t"
+        )
+        assert store.delete_page("frwiki", 27493)
+        assert store.set_revision_visibility("enwiki", EINSTEIN_OLD, "hidden") == 736
+    store.close()
+    yield path
+
+
+def test_suppressed_revisions_are_refused_with_the_reason(altered: Path) -> None:
+    store = PassageStore(altered, readonly=True)
+    try:
+        resolver = CitationResolver(store)
+        with pytest.raises(CitationError) as deleted:
+            resolver.by_revision("frwiki", FR_BAKER)
+        assert deleted.value.http_status == 410
+        assert deleted.value.as_dict() == {
+            "code": "revision-deleted",
+            "message": "revision 222515879 of frwiki is no longer available: its page was deleted",
+            "details": {"wiki": "frwiki", "revision_id": FR_BAKER, "reason": "deleted"},
+        }
+        with pytest.raises(CitationError) as hidden:
+            resolver.by_url(f"{EN}/w/index.php?oldid={EINSTEIN_OLD}")
+        assert hidden.value.http_status == 410
+        assert hidden.value.as_dict() == {
+            "code": "revision-hidden",
+            "message": "revision 1097822042 of enwiki is no longer available: its text was hidden",
+            "details": {"wiki": "enwiki", "revision_id": EINSTEIN_OLD, "reason": "hidden"},
+        }
+        # The page's other revisions stay citable.
+        assert resolver.by_revision("enwiki", EINSTEIN_CURRENT).is_current
+    finally:
+        store.close()
+
+
+def test_a_revision_saved_under_a_former_title_links_the_page_by_its_title_now(
+    altered: Path,
+) -> None:
+    store = PassageStore(altered, readonly=True)
+    try:
+        record = CitationResolver(store).by_revision("enwiki", RENAMED_OLD)
+    finally:
+        store.close()
+    assert record.title == "Albert Einstien"  # the title the revision was saved under
+    assert record.permalink == f"{EN}/w/index.php?title=Albert_Einstien&oldid={RENAMED_OLD}"
+    assert record.history_url == f"{EN}/w/index.php?title=Albert_Einstien&action=history"
+    assert record.article_url == f"{EN}/wiki/Albert_Einstein"  # the page as it is named now
+    assert record.superseded_by is not None
+    assert record.superseded_by.url == (
+        f"{EN}/w/index.php?title=Albert_Einstein&oldid={EINSTEIN_CURRENT}"
+    )
+    assert (record.is_current, record.current_revision_id) == (False, EINSTEIN_CURRENT)

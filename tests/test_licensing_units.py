@@ -205,6 +205,11 @@ def test_a_timestamp_without_offset_is_utc_whatever_the_local_zone(
             "2016-05-01T12:00:00+00:00"
         )
         assert licensing.utc_timestamp("2016-05-01T12:00:00") == "2016-05-01T12:00:00Z"
+        # One with an offset is converted to UTC, not to the machine's zone.
+        assert licensing.utc_instant("2023-06-07T01:30:00+02:00").isoformat() == (
+            "2023-06-06T23:30:00+00:00"
+        )
+        assert licensing.utc_timestamp("2023-06-07T01:30:00+02:00") == "2023-06-06T23:30:00Z"
     finally:
         monkeypatch.undo()
         time.tzset()

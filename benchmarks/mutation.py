@@ -78,9 +78,142 @@ TESTS = [
 # copied by mutmut itself).
 COPIED = ["app", "indexer", "tests", "data/samples", "pyproject.toml", "benchmarks/__init__.py"]
 
-# Survivors that are equivalent (no input can tell them from the original): mutant name →
-# (a piece of the mutated line, so a renumbered mutant is not taken for another, reason).
-EQUIVALENT: dict[str, tuple[str, str]] = {}
+# Why each listed survivor is equivalent (no input that reaches the function tells it from
+# the original; a "never reached" one is guarded by the store invariant its reason names).
+_WHY_01 = (
+    "at `words_in_group == target` the second clause is `unit.words > 0`, true for every unit "
+    "(a sentence or piece always has a word), so `>` and `>=` close the same groups"
+)
+_WHY_02 = (
+    'a sentence of exactly `max_words` words is "cut" by `_split_long` into one piece from '
+    "its first to its last word, which is the sentence's own span"
+)
+_WHY_03 = (
+    "`min_max` returns one value per score, so the two sequences zipped always have the same "
+    "length and `strict` never acts"
+)
+_WHY_04 = "`html.escape` only tests `if quote:`; `None` and `False` are both false"
+_WHY_05 = (
+    "the translation tables name exactly the identifiers of `LICENSE_SHORT_NAMES` "
+    "(test_translation_tables_are_complete), so a long name is found exactly when the "
+    "identifier is known"
+)
+_WHY_06 = (
+    "the English fallback is reached only for an identifier missing from a language's table, "
+    "and every table names both known licenses (test_translation_tables_are_complete)"
+)
+_WHY_07 = "the first piece of a split is the same for any maxsplit"
+_WHY_08 = "an empty code and `xxxx` are both no translation's code: both fall back to English"
+_WHY_09 = "`_resolve_title`, the only caller with a target, asserts its title is not None"
+_WHY_10 = (
+    'an empty and a missing path title both end as "names no article", and with an oldid or '
+    "curid the title is only used when it is non-empty"
+)
+_WHY_11 = "`urlsplit` lower-cases the scheme"
+_WHY_12 = "`hostname` is lower-case, so an upper-case `X` is never there to strip"
+_WHY_13 = (
+    "a stored revision always has its page row (add_revision writes both; pages are only ever "
+    "marked deleted), so `page` is never None"
+)
+_WHY_14 = "a stored revision always has its page row, so `page` is never None"
+_WHY_15 = (
+    "without a fragment the anchor only reaches `revision_url`, which writes no fragment for "
+    '`None` or `""` alike'
+)
+_WHY_16 = (
+    "only reached (with no revision id, or a page with no stored revision) for a page without "
+    "a current revision, which the store never holds: add_revision sets it in the statement "
+    "that creates the page and only current revisions are never pruned"
+)
+_WHY_17 = (
+    "`normalize_title` has already turned every `_` into a blank, so the replacement never "
+    "finds anything"
+)
+_WHY_18 = (
+    "the `Special:` title left in the target is only used to find a page for an error "
+    "message, and no page is titled `Special:…` (namespace −1 is never exported)"
+)
+_WHY_19 = (
+    "`by_url` looks a page id up before it looks at the title, so the leftover `Special:` "
+    "title is never read"
+)
+_WHY_20 = (
+    "a page without a current revision, or whose current revision is not stored, never exists "
+    "in the store (see `_revision_not_indexed`), so this refusal is never raised"
+)
+
+# Survivors that are equivalent: mutant name → (a piece of the mutated line, so a
+# renumbered mutant is not taken for another, reason).
+EQUIVALENT: dict[str, tuple[str, str]] = {
+    "app.attribution.x__html_text__mutmut_2": ("quote=None", _WHY_04),
+    "app.attribution.x_license_info__mutmut_23": ("known or localized", _WHY_05),
+    "app.attribution.x_license_info__mutmut_8": ("None", _WHY_06),
+    "app.attribution.x_strings_for__mutmut_14": ('code.split("-", )[0]', _WHY_07),
+    "app.attribution.x_strings_for__mutmut_17": ('code.split("-", 2)[0]', _WHY_07),
+    "app.attribution.x_strings_for__mutmut_8": ('"XXXX"', _WHY_08),
+    "app.citations.x__normalized__mutmut_6": ('"XXXX"', _WHY_09),
+    "app.citations.xǁCitationResolverǁ_parse__mutmut_166": ('path_title: str | None = ""', _WHY_10),
+    "app.citations.xǁCitationResolverǁ_parse__mutmut_20": ('"HTTPS:', _WHY_11),
+    "app.citations.xǁCitationResolverǁ_parse__mutmut_26": ('"HTTPS:', _WHY_11),
+    "app.citations.xǁCitationResolverǁ_parse__mutmut_35": ('"XX.XX"', _WHY_12),
+    "app.citations.xǁCitationResolverǁ_record__mutmut_118": ("(page is not None) or True", _WHY_13),
+    "app.citations.xǁCitationResolverǁ_record__mutmut_134": (
+        "page.title if (page) or True",
+        _WHY_14,
+    ),
+    "app.citations.xǁCitationResolverǁ_record__mutmut_34": ("(page is not None) or True", _WHY_13),
+    "app.citations.xǁCitationResolverǁ_record__mutmut_42": ("anchor = None", _WHY_15),
+    "app.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_20": (
+        'what = f"revision {revision_id} of {wiki}" if (revision_id) or True else "no revision"',
+        _WHY_16,
+    ),
+    "app.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_21": (
+        'what = f"revision {revision_id} of {wiki}" if revision_id else "XXno revisionXX"',
+        _WHY_16,
+    ),
+    "app.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_22": (
+        'what = f"revision {revision_id} of {wiki}" if revision_id else "NO REVISION"',
+        _WHY_16,
+    ),
+    "app.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_38": (
+        "f\"{listed or 'XXnoneXX'}\",",
+        _WHY_16,
+    ),
+    "app.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_39": (
+        "f\"{listed or 'NONE'}\",",
+        _WHY_16,
+    ),
+    "app.citations.xǁCitationResolverǁ_special__mutmut_34": ('name.replace("XX_XX"', _WHY_17),
+    "app.citations.xǁCitationResolverǁ_special__mutmut_35": ('name.replace("_", "XX XX")', _WHY_17),
+    "app.citations.xǁCitationResolverǁ_special__mutmut_40": (
+        "return replace(target, revision_id=",
+        _WHY_18,
+    ),
+    "app.citations.xǁCitationResolverǁ_special__mutmut_63": (
+        "return replace(target, revision_id=",
+        _WHY_18,
+    ),
+    "app.citations.xǁCitationResolverǁ_special__mutmut_79": (
+        "return replace(target, page_id=",
+        _WHY_19,
+    ),
+    "app.citations.xǁCitationResolverǁby_url__mutmut_50": ("_revision_not_indexed(", _WHY_20),
+    "app.citations.xǁCitationResolverǁby_url__mutmut_51": ("_revision_not_indexed(", _WHY_20),
+    "app.citations.xǁCitationResolverǁby_url__mutmut_52": ("_revision_not_indexed(", _WHY_20),
+    "app.citations.xǁCitationResolverǁby_url__mutmut_53": ("_revision_not_indexed(", _WHY_20),
+    "app.citations.xǁCitationResolverǁby_url__mutmut_54": ("_revision_not_indexed(", _WHY_20),
+    "app.citations.xǁCitationResolverǁby_url__mutmut_61": ("_revision_not_indexed(", _WHY_20),
+    "app.citations.xǁCitationResolverǁby_url__mutmut_62": ("_revision_not_indexed(", _WHY_20),
+    "app.citations.xǁCitationResolverǁby_url__mutmut_63": ("_revision_not_indexed(", _WHY_20),
+    "app.citations.xǁCitationResolverǁby_url__mutmut_64": ("_revision_not_indexed(", _WHY_20),
+    "app.citations.xǁCitationResolverǁby_url__mutmut_65": ("_revision_not_indexed(", _WHY_20),
+    "app.citations.xǁCitationResolverǁby_url__mutmut_66": ("_revision_not_indexed(", _WHY_20),
+    "app.fusion.x_linear__mutmut_24": ("strict=", _WHY_03),
+    "app.fusion.x_linear__mutmut_27": ("min_max([s for _, s in hits]), )", _WHY_03),
+    "app.fusion.x_linear__mutmut_29": ("strict=", _WHY_03),
+    "indexer.chunking.x__pack__mutmut_17": ("words_in_group > target", _WHY_01),
+    "indexer.chunking.x_split_section__mutmut_3": ("sentence.words >= config.max_words", _WHY_02),
+}
 
 _KILLED = {"killed", "timeout"}
 

@@ -771,6 +771,12 @@ NOT_UTF8 = "'utf-8' codec can't decode byte 0xe9 in position 0: unexpected end o
             f"example.com is not a Wikipedia (Wikimedia) site; indexed wikis: {ALL_WIKIS}",
             {"url": "https://example.com/wiki/A", "host": "example.com"},
         ),
+        (  # one label: no mobile host to strip
+            "https://localhost/wiki/A",
+            "not-a-wikipedia-url",
+            f"localhost is not a Wikipedia (Wikimedia) site; indexed wikis: {ALL_WIKIS}",
+            {"url": "https://localhost/wiki/A", "host": "localhost"},
+        ),
         (
             f"{EN}/wiki/Albert_Einstein#%E9",
             "malformed-url",

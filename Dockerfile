@@ -20,7 +20,7 @@ COPY data/samples /opt/wikirag-samples
 # The query encoder's ONNX export (indexer/onnx_query.py), made and verified once at build
 # time: the runtime user has no writable home for the cache.
 ENV WIKIRAG_ONNX_CACHE_DIR=/opt/wikirag-onnx
-RUN python -c "from pathlib import Path; from app.retrieval import serving_embedder; \
+RUN python -c "from pathlib import Path; from app.retrieval.retriever import serving_embedder; \
     e = serving_embedder(None, 1, query_encoder='onnx', onnx_cache_dir=Path('/opt/wikirag-onnx')); \
     assert e.query_backend == 'onnx'"
 RUN useradd --system --uid 10001 --home /nonexistent wikirag \

@@ -1,7 +1,8 @@
 """A typed Python client for the wikirag HTTP API (sync and async, on httpx).
 
 Responses are parsed into the service's own pydantic models (:mod:`app.api.schemas`,
-:class:`app.citations.CitationRecord`), so a client and the server agree on every field::
+:class:`app.attribution.citations.CitationRecord`), so a client and the server agree on
+every field::
 
     >>> from app.client import WikiragClient                            # doctest: +SKIP
     >>> with WikiragClient("http://127.0.0.1:8000", api_key="wr_…") as wr:  # doctest: +SKIP
@@ -23,9 +24,9 @@ import httpx
 
 from app.api.routes.attribute import AttributeResponse
 from app.api.schemas import IndexResponse, PassageResponse, SearchResponse
-from app.citations import CitationRecord
-from app.fusion import FusionMethod
-from app.retrieval import SearchMode
+from app.attribution.citations import CitationRecord
+from app.retrieval.fusion import FusionMethod
+from app.retrieval.retriever import SearchMode
 
 __all__ = [
     "AsyncWikiragClient",

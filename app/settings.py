@@ -156,7 +156,7 @@ class Settings(BaseSettings):
         description="how long a replaced generation stays open for requests still using it",
     )
 
-    # -- usage metering and quotas (app.metering) -------------------------------------------
+    # -- usage metering and quotas (app.accounts.metering) ----------------------------------------
     metering: bool = Field(
         default=True,
         description="meter usage per API key (requests, passages, characters, citations, "
@@ -183,7 +183,7 @@ class Settings(BaseSettings):
         default=30, ge=1, description="days stored query text is kept"
     )
 
-    # -- sharded serving (app.shards) -------------------------------------------------------
+    # -- sharded serving (app.retrieval.router) ---------------------------------------------------
     shard: bool = Field(
         default=False,
         description="serve one shard of a split index (`wikirag shard`): adds the internal "

@@ -3,7 +3,7 @@
 Builds a small index of five real sample articles (simplewiki "Albert Einstein", enwiki
 "Squirrel", frwiki "Alexandros Ioannis Ginnis", ruwiki and enwikiversity samples), draws
 negatives from the other sample articles (none of whose titles is indexed), and runs
-:func:`app.attribution_eval.evaluate_attribution`: thresholds calibrated on one half, figures
+:func:`app.evaluation.attribution.evaluate_attribution`: thresholds calibrated on one half, figures
 reported on the other. Writes ``results/attribution_eval.json`` and the ``attribution``
 section of ``RESULTS.md``.
 """
@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from app.answer_attribution import AnswerAttributor
-from app.attribution_eval import evaluate_attribution, heldout_store, subset_source
-from app.retrieval import HybridRetriever, LoadedIndex, serving_embedder
+from app.attribution.verifier import AnswerAttributor
+from app.evaluation.attribution import evaluate_attribution, heldout_store, subset_source
+from app.retrieval.retriever import HybridRetriever, LoadedIndex, serving_embedder
 from benchmarks._common import (
     LoadSampler,
     machine_info,

@@ -70,7 +70,7 @@ def _start_server(index: Path, tmp: Path, metering: bool, keys_db: Path) -> tupl
 
 
 def http_overhead(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from app.security import KeyStore
+    from app.accounts.keys import KeyStore
 
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="wikirag-metering-bench-") as name:
@@ -125,7 +125,7 @@ def _synthetic_rows(n: int, keys: int, days: int, start: dt.date) -> Iterator[tu
 
 def fill_usage_db(path: Path, rows: int, keys: int, days: int, start: dt.date) -> float:
     """Write ``rows`` synthetic content rows (and the matching request rows); seconds."""
-    from app.metering import connect_usage_db
+    from app.accounts.metering import connect_usage_db
 
     started = time.perf_counter()
     conn = connect_usage_db(path)
@@ -149,7 +149,7 @@ def fill_usage_db(path: Path, rows: int, keys: int, days: int, start: dt.date) -
 
 
 def report_time(args: argparse.Namespace) -> dict[str, Any]:
-    from app.metering import usage_report, usage_rows
+    from app.accounts.metering import usage_report, usage_rows
 
     start = dt.date(2026, 1, 1)
     end = start + dt.timedelta(days=args.days - 1)

@@ -7,7 +7,7 @@ mutmut (3.x): every mutant (a one-token change: ``<`` → ``<=``, ``+`` → ``-`
 changed, an argument dropped…) of
 
     indexer/licensing.py  indexer/urls.py  indexer/chunking.py
-    app/fusion.py  app/attribution.py  app/citations.py
+    app/retrieval/fusion.py  app/attribution/license.py  app/attribution/citations.py
 
 is run against the fast unit tests that guard them (:data:`TESTS`; no model is loaded, no
 index is built) and counted as killed (a test failed), timed out (counted as killed) or
@@ -61,9 +61,9 @@ MODULES = [
     "indexer/licensing.py",
     "indexer/urls.py",
     "indexer/chunking.py",
-    "app/fusion.py",
-    "app/attribution.py",
-    "app/citations.py",
+    "app/retrieval/fusion.py",
+    "app/attribution/license.py",
+    "app/attribution/citations.py",
 ]
 # The unit tests that guard those modules (none loads a model or builds an index).
 TESTS = [
@@ -145,72 +145,120 @@ _WHY_20 = (
 # Survivors that are equivalent: mutant name → (a piece of the mutated line, so a
 # renumbered mutant is not taken for another, reason).
 EQUIVALENT: dict[str, tuple[str, str]] = {
-    "app.attribution.x__html_text__mutmut_2": ("quote=None", _WHY_04),
-    "app.attribution.x_license_info__mutmut_23": ("known or localized", _WHY_05),
-    "app.attribution.x_license_info__mutmut_8": ("None", _WHY_06),
-    "app.attribution.x_strings_for__mutmut_14": ('code.split("-", )[0]', _WHY_07),
-    "app.attribution.x_strings_for__mutmut_17": ('code.split("-", 2)[0]', _WHY_07),
-    "app.attribution.x_strings_for__mutmut_8": ('"XXXX"', _WHY_08),
-    "app.citations.x__normalized__mutmut_6": ('"XXXX"', _WHY_09),
-    "app.citations.xǁCitationResolverǁ_parse__mutmut_166": ('path_title: str | None = ""', _WHY_10),
-    "app.citations.xǁCitationResolverǁ_parse__mutmut_20": ('"HTTPS:', _WHY_11),
-    "app.citations.xǁCitationResolverǁ_parse__mutmut_26": ('"HTTPS:', _WHY_11),
-    "app.citations.xǁCitationResolverǁ_parse__mutmut_35": ('"XX.XX"', _WHY_12),
-    "app.citations.xǁCitationResolverǁ_record__mutmut_118": ("(page is not None) or True", _WHY_13),
-    "app.citations.xǁCitationResolverǁ_record__mutmut_134": (
+    "app.attribution.license.x__html_text__mutmut_2": ("quote=None", _WHY_04),
+    "app.attribution.license.x_license_info__mutmut_23": ("known or localized", _WHY_05),
+    "app.attribution.license.x_license_info__mutmut_8": ("None", _WHY_06),
+    "app.attribution.license.x_strings_for__mutmut_14": ('code.split("-", )[0]', _WHY_07),
+    "app.attribution.license.x_strings_for__mutmut_17": ('code.split("-", 2)[0]', _WHY_07),
+    "app.attribution.license.x_strings_for__mutmut_8": ('"XXXX"', _WHY_08),
+    "app.attribution.citations.x__normalized__mutmut_6": ('"XXXX"', _WHY_09),
+    "app.attribution.citations.xǁCitationResolverǁ_parse__mutmut_166": (
+        'path_title: str | None = ""',
+        _WHY_10,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁ_parse__mutmut_20": ('"HTTPS:', _WHY_11),
+    "app.attribution.citations.xǁCitationResolverǁ_parse__mutmut_26": ('"HTTPS:', _WHY_11),
+    "app.attribution.citations.xǁCitationResolverǁ_parse__mutmut_35": ('"XX.XX"', _WHY_12),
+    "app.attribution.citations.xǁCitationResolverǁ_record__mutmut_118": (
+        "(page is not None) or True",
+        _WHY_13,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁ_record__mutmut_134": (
         "page.title if (page) or True",
         _WHY_14,
     ),
-    "app.citations.xǁCitationResolverǁ_record__mutmut_34": ("(page is not None) or True", _WHY_13),
-    "app.citations.xǁCitationResolverǁ_record__mutmut_42": ("anchor = None", _WHY_15),
-    "app.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_20": (
+    "app.attribution.citations.xǁCitationResolverǁ_record__mutmut_34": (
+        "(page is not None) or True",
+        _WHY_13,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁ_record__mutmut_42": ("anchor = None", _WHY_15),
+    "app.attribution.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_20": (
         'what = f"revision {revision_id} of {wiki}" if (revision_id) or True else "no revision"',
         _WHY_16,
     ),
-    "app.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_21": (
+    "app.attribution.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_21": (
         'what = f"revision {revision_id} of {wiki}" if revision_id else "XXno revisionXX"',
         _WHY_16,
     ),
-    "app.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_22": (
+    "app.attribution.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_22": (
         'what = f"revision {revision_id} of {wiki}" if revision_id else "NO REVISION"',
         _WHY_16,
     ),
-    "app.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_38": (
+    "app.attribution.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_38": (
         "f\"{listed or 'XXnoneXX'}\",",
         _WHY_16,
     ),
-    "app.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_39": (
+    "app.attribution.citations.xǁCitationResolverǁ_revision_not_indexed__mutmut_39": (
         "f\"{listed or 'NONE'}\",",
         _WHY_16,
     ),
-    "app.citations.xǁCitationResolverǁ_special__mutmut_34": ('name.replace("XX_XX"', _WHY_17),
-    "app.citations.xǁCitationResolverǁ_special__mutmut_35": ('name.replace("_", "XX XX")', _WHY_17),
-    "app.citations.xǁCitationResolverǁ_special__mutmut_40": (
+    "app.attribution.citations.xǁCitationResolverǁ_special__mutmut_34": (
+        'name.replace("XX_XX"',
+        _WHY_17,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁ_special__mutmut_35": (
+        'name.replace("_", "XX XX")',
+        _WHY_17,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁ_special__mutmut_40": (
         "return replace(target, revision_id=",
         _WHY_18,
     ),
-    "app.citations.xǁCitationResolverǁ_special__mutmut_63": (
+    "app.attribution.citations.xǁCitationResolverǁ_special__mutmut_63": (
         "return replace(target, revision_id=",
         _WHY_18,
     ),
-    "app.citations.xǁCitationResolverǁ_special__mutmut_79": (
+    "app.attribution.citations.xǁCitationResolverǁ_special__mutmut_79": (
         "return replace(target, page_id=",
         _WHY_19,
     ),
-    "app.citations.xǁCitationResolverǁby_url__mutmut_50": ("_revision_not_indexed(", _WHY_20),
-    "app.citations.xǁCitationResolverǁby_url__mutmut_51": ("_revision_not_indexed(", _WHY_20),
-    "app.citations.xǁCitationResolverǁby_url__mutmut_52": ("_revision_not_indexed(", _WHY_20),
-    "app.citations.xǁCitationResolverǁby_url__mutmut_53": ("_revision_not_indexed(", _WHY_20),
-    "app.citations.xǁCitationResolverǁby_url__mutmut_54": ("_revision_not_indexed(", _WHY_20),
-    "app.citations.xǁCitationResolverǁby_url__mutmut_61": ("_revision_not_indexed(", _WHY_20),
-    "app.citations.xǁCitationResolverǁby_url__mutmut_62": ("_revision_not_indexed(", _WHY_20),
-    "app.citations.xǁCitationResolverǁby_url__mutmut_63": ("_revision_not_indexed(", _WHY_20),
-    "app.citations.xǁCitationResolverǁby_url__mutmut_64": ("_revision_not_indexed(", _WHY_20),
-    "app.citations.xǁCitationResolverǁby_url__mutmut_65": ("_revision_not_indexed(", _WHY_20),
-    "app.citations.xǁCitationResolverǁby_url__mutmut_66": ("_revision_not_indexed(", _WHY_20),
-    "app.fusion.x_linear__mutmut_24": ("strict=", _WHY_03),
-    "app.fusion.x_linear__mutmut_27": ("min_max([s for _, s in hits]), )", _WHY_03),
-    "app.fusion.x_linear__mutmut_29": ("strict=", _WHY_03),
+    "app.attribution.citations.xǁCitationResolverǁby_url__mutmut_50": (
+        "_revision_not_indexed(",
+        _WHY_20,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁby_url__mutmut_51": (
+        "_revision_not_indexed(",
+        _WHY_20,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁby_url__mutmut_52": (
+        "_revision_not_indexed(",
+        _WHY_20,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁby_url__mutmut_53": (
+        "_revision_not_indexed(",
+        _WHY_20,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁby_url__mutmut_54": (
+        "_revision_not_indexed(",
+        _WHY_20,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁby_url__mutmut_61": (
+        "_revision_not_indexed(",
+        _WHY_20,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁby_url__mutmut_62": (
+        "_revision_not_indexed(",
+        _WHY_20,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁby_url__mutmut_63": (
+        "_revision_not_indexed(",
+        _WHY_20,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁby_url__mutmut_64": (
+        "_revision_not_indexed(",
+        _WHY_20,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁby_url__mutmut_65": (
+        "_revision_not_indexed(",
+        _WHY_20,
+    ),
+    "app.attribution.citations.xǁCitationResolverǁby_url__mutmut_66": (
+        "_revision_not_indexed(",
+        _WHY_20,
+    ),
+    "app.retrieval.fusion.x_linear__mutmut_24": ("strict=", _WHY_03),
+    "app.retrieval.fusion.x_linear__mutmut_27": ("min_max([s for _, s in hits]), )", _WHY_03),
+    "app.retrieval.fusion.x_linear__mutmut_29": ("strict=", _WHY_03),
     "indexer.chunking.x__pack__mutmut_17": ("words_in_group > target", _WHY_01),
     "indexer.chunking.x_split_section__mutmut_3": ("sentence.words >= config.max_words", _WHY_02),
 }

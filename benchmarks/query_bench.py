@@ -149,8 +149,8 @@ def run_queries(
     import faiss
     import torch
 
-    from app.fusion import rrf
-    from app.retrieval import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
+    from app.retrieval.fusion import rrf
+    from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
     from indexer.embedding import Embedder
 
     rss_start = current_rss_mb()
@@ -847,7 +847,8 @@ def _profile_table(runs: dict[str, dict[str, Any]], limit: int = 8) -> list[str]
         (
             r["cumtime_ms_per_query"]
             for r in profile["top_cumulative"]
-            if r["function"].startswith("app/retrieval.py") and r["function"].endswith("(search)")
+            if r["function"].startswith("app/retrieval/retriever.py")
+            and r["function"].endswith("(search)")
         ),
         None,
     )

@@ -43,7 +43,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from app.retrieval import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
+from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
 from benchmarks._common import (
     ROOT,
     SAMPLES,
@@ -269,7 +269,15 @@ def main() -> None:
         busy_source = _write(tmp / "busy.ndjson", _bumps([rev2025, *others], 60, 1000))
         env = {**os.environ, "WIKIRAG_UPDATE_BATCH": "5", "WIKIRAG_PROGRESS": "false"}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "update", "--index", str(index), str(busy_source)],
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "update",
+                "--index",
+                str(index),
+                str(busy_source),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -605,7 +605,7 @@ class LexicalIndex:
         """How many documents of ``language``'s field hold the analysed ``term`` (see
         :func:`query_terms`), counted as BM25 counts them (deleted documents included until
         their segments merge). A shard reports these so that a router can score BM25 with
-        the statistics of the whole index (:mod:`app.shards`)."""
+        the statistics of the whole index (:mod:`app.retrieval.router`)."""
         field = _text_field(_group(language))
         return int(self._snapshot.searcher.doc_freq(field, term))
 

@@ -9,7 +9,7 @@ manifest adds::
               "wikis": ["enwiki", "simplewiki"], "source_generation": "2026…"}
 
 and ``lexical.stats`` (documents and tokens per language field), which a router needs to
-score BM25 with the statistics of the whole index (:mod:`app.shards`).
+score BM25 with the statistics of the whole index (:mod:`app.retrieval.router`).
 
 Two ways to split:
 

@@ -86,7 +86,7 @@ def _query_to_file(embedder: Any, command: dict[str, Any]) -> None:
 
 
 def _query(embedder: Any, command: dict[str, Any]) -> dict[str, Any]:
-    from app.retrieval import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
+    from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
 
     index = LoadedIndex.open(Path(command["index"]), embedder.info)
     try:

@@ -24,8 +24,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
-from app.attribution import build_attribution
-from app.retrieval import HybridRetriever, LoadedIndex, SearchRequest
+from app.attribution.license import build_attribution
+from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchRequest
 from app.settings import Settings
 from indexer.build import BuildOptions, build_index
 from indexer.embedding import Embedder
@@ -589,7 +589,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         status_code_conformance,
     )
 
-    from app.security import KeyStore
+    from app.accounts.keys import KeyStore
 
     settings = service_settings(index_dir, tmp_path)
     _, admin_key = KeyStore(settings.keys_db_path()).create("fuzzer", admin=True)

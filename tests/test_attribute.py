@@ -1,4 +1,4 @@
-"""Answer attribution (app/answer_attribution.py, POST /v1/attribute, `wikirag attribute`)
+"""Answer attribution (app/attribution/verifier.py, POST /v1/attribute, `wikirag attribute`)
 against the real tiny index of tests/test_api.py (simplewiki "Albert Einstein", the ruwiki
 and enwikiversity samples), built once per session and shared with it."""
 
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.answer_attribution import (
+from app.api.main import create_app
+from app.attribution.verifier import (
     AnswerAttributor,
     AttributeOptions,
     MalformedPassageIds,
@@ -25,8 +26,7 @@ from app.answer_attribution import (
     numbers_in,
     split_sentences,
 )
-from app.api.main import create_app
-from app.retrieval import HybridRetriever, LoadedIndex
+from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from indexer.store import PassageRecord
 from tests.conftest import ROOT
 from tests.test_api import error_of, service_settings, shared_embedder, shared_index

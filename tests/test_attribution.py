@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pytest
 
-from app.attribution import (
+from app.attribution.license import (
     LICENSE_SHORT_NAMES,
     TRANSLATIONS,
     Attribution,

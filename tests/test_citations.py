@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.citations import CitationError, CitationRecord, CitationResolver
+from app.attribution.citations import CitationError, CitationRecord, CitationResolver
 from indexer.chunking import PageRef, chunk_sections
 from indexer.models import CC_BY_SA_4, RawRevision, Section, SiteInfo
 from indexer.store import PassageStore, normalize_title

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import build_parser, main
+from app.cli.main import build_parser, main
 from app.settings import Settings
 from indexer.generation import IndexLayout
 from tests.test_licensing import real_pages_export

@@ -12,9 +12,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from app.accounts.keys import KeyStore
 from app.api.main import create_app
 from app.client import AsyncWikiragClient, WikiragAPIError, WikiragClient
-from app.security import KeyStore
 from indexer.embedding import Embedder
 from indexer.generation import IndexLayout
 from tests.live_server import LiveServer, live_server

@@ -1,5 +1,5 @@
 """``wikirag shard`` and ``wikirag eval-attribution`` as real subprocesses (the venv's python,
-``python -m app.cli``) over the tiny test index of ``test_api.py``: their exact output, the
+``python -m app.cli.main``) over the tiny test index of ``test_api.py``: their exact output, the
 shards they write (directories, manifests, passage counts, each one searchable) and the exit
 status and message of bad arguments."""
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from app.retrieval import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
+from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
 from indexer.generation import IndexLayout
 from indexer.lexical import LexicalIndex
 from indexer.sharding import hash_shard

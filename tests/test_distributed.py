@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from app.retrieval import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
+from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
 from indexer.build import BuildError, BuildOptions, build_index
 from indexer.distributed.shards import FailOnce, decode_item, encode_item, prepare_unit
 from indexer.distributed.units import SplitOptions, plan_units, read_unit
@@ -387,7 +387,7 @@ def test_cli_engine_flags_and_a_clear_error_without_ray(tmp_path: Path) -> None:
     assert local.returncode == 1 and "--embed-actors only apply to --engine ray" in local.stderr
     # Without ray installed (simulated: its import fails), the message says how to get it.
     script = (
-        "import sys; sys.modules['ray'] = None; from app.cli import main; "
+        "import sys; sys.modules['ray'] = None; from app.cli.main import main; "
         f"sys.exit(main(['build', '--engine', 'ray', '--index', {index!r}, {source!r}]))"
     )
     missing = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
@@ -407,7 +407,7 @@ def test_cli_refuses_ray_cpus_with_a_cluster_address(tmp_path: Path) -> None:
 
 def test_the_default_install_does_not_import_ray() -> None:
     script = (
-        "import sys; import app.cli, app.api.main, indexer.build, indexer.update, "
+        "import sys; import app.cli.main, app.api.main, indexer.build, indexer.update, "
         "indexer.distributed.units, indexer.distributed.shards; "
         "sys.exit(1 if 'ray' in sys.modules else 0)"
     )

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app import fusion
-from app.fusion import linear, min_max, rrf
+from app.retrieval import fusion
+from app.retrieval.fusion import linear, min_max, rrf
 
 
 def test_rrf_matches_the_formula() -> None:

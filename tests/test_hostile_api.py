@@ -28,9 +28,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from app.accounts.keys import KeyStore
 from app.api.main import create_app
-from app.cli import main as cli_main
-from app.security import KeyStore
+from app.cli.main import main as cli_main
 from benchmarks.fuzz_api import record_fuzz_counts
 from indexer.embedding import Embedder
 from tests.conftest import ROOT

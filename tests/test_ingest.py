@@ -310,7 +310,7 @@ def _enlarged_export(target: Path, copies: int) -> tuple[Path, int]:
 
 
 def test_a_store_with_an_older_schema_is_migrated_before_serving(tmp_path: Path) -> None:
-    from app.retrieval import open_store_for_reading
+    from app.retrieval.retriever import open_store_for_reading
     from indexer.store import MIGRATIONS, SCHEMA_VERSION, StoreOutdated
 
     path = tmp_path / "old.sqlite"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app.accounts.keys import AuthenticationFailed, KeyNotFound, KeyStore, RateLimiter
 from app.api.main import create_app
-from app.cli import main
-from app.security import AuthenticationFailed, KeyNotFound, KeyStore, RateLimiter
+from app.cli.main import main
 from indexer.embedding import Embedder
 from tests.test_api import (
     embedder,

@@ -28,7 +28,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
-from app.cli import main
+from app.cli.main import main
 from indexer.generation import IndexLayout
 from indexer.ingest import IngestOptions, ingest_sources
 from indexer.licensing import LicensePolicy

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from app.attribution import build_attribution
+from app.attribution.license import build_attribution
 from indexer.generation import IndexLayout
 from indexer.store import PassageStore
 from tests.conftest import ROOT

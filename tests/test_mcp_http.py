@@ -23,7 +23,7 @@ import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from app.mcp_server import INSTRUCTIONS
+from app.mcp.server import INSTRUCTIONS
 from indexer import __version__
 from indexer.generation import IndexLayout
 from indexer.store import PassageRecord, PassageStore

@@ -1,4 +1,4 @@
-"""Usage metering and quotas (app.metering) against the real service: the tiny index of
+"""Usage metering and quotas (app.accounts.metering) against the real service: the tiny index of
 ``test_api.py``, real SQLite key and usage databases, the app's own lifespan (the flusher and
 its last flush), and one real ``wikirag serve`` process stopped by SIGTERM.
 
@@ -23,10 +23,17 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from app.accounts.keys import KeyStore, _digest
+from app.accounts.metering import (
+    Quota,
+    Served,
+    UsageMeter,
+    stored_queries,
+    usage_report,
+    usage_rows,
+)
 from app.api.main import create_app
-from app.cli import main as cli_main
-from app.metering import Quota, Served, UsageMeter, stored_queries, usage_report, usage_rows
-from app.security import KeyStore, _digest
+from app.cli.main import main as cli_main
 from indexer.generation import IndexLayout
 from indexer.store import PassageStore
 from tests.live_server import start_server

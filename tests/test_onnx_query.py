@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.retrieval import HybridRetriever, LoadedIndex, SearchMode, SearchRequest, serving_embedder
+from app.retrieval.retriever import (
+    HybridRetriever,
+    LoadedIndex,
+    SearchMode,
+    SearchRequest,
+    serving_embedder,
+)
 from indexer.embedding import Embedder
 from indexer.onnx_query import TOLERANCE, OnnxQueryEncoder
 from tests.conftest import SAMPLES

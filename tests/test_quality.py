@@ -4,7 +4,7 @@ The corpus is four SQuAD 2.0 dev articles that have questions (all 418 of their 
 plus nine real enwiki articles from the XML sample as distractors (Angolan politics and oil,
 ANSI, units, courts, statistics...): 388 passages, embedded in about 18 s on 2 loaded cores.
 The index is built by the real build (:func:`indexer.build.build_index`, with the fusion
-defaults a ``wikirag build`` records) and measured by :func:`app.evaluation.evaluate`, the
+defaults a ``wikirag build`` records) and measured by :func:`app.evaluation.retrieval.evaluate`, the
 function behind ``wikirag eval``, with a retriever set up as that command sets it up.
 
 What it guards: each mode and fusion variant stays above a floor just under today's figures,
@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from app.evaluation import Variant, evaluate, load_questions
-from app.fusion import FusionMethod
-from app.reloader import retrieval_defaults
-from app.retrieval import HybridRetriever, LoadedIndex, RetrievalDefaults, SearchMode
+from app.evaluation.retrieval import Variant, evaluate, load_questions
+from app.retrieval.fusion import FusionMethod
+from app.retrieval.retriever import HybridRetriever, LoadedIndex, RetrievalDefaults, SearchMode
+from app.serving import retrieval_defaults
 from app.settings import Settings
 from indexer.build import BuildOptions, build_index
 from indexer.ingest import IngestOptions
@@ -130,7 +130,7 @@ def retriever(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
     index_dir = _quality_index(tmp_path_factory.mktemp("quality"))
     embedder = shared_embedder()
     index = LoadedIndex.open(index_dir, embedder.info)
-    # as `wikirag eval` sets it up (app.cli._open_retriever), with the session's embedder
+    # as `wikirag eval` sets it up (app.cli.main._open_retriever), with the session's embedder
     settings = Settings(index_dir=index_dir)
     return HybridRetriever(index, embedder, retrieval_defaults(index.manifest, settings))
 
@@ -138,7 +138,7 @@ def retriever(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
 @contextlib.contextmanager
 def _one_query_thread() -> Iterator[None]:
     """Queries on one thread, as ``wikirag eval`` and the service run them
-    (``WIKIRAG_QUERY_THREADS``, default 1; :func:`app.retrieval.serving_embedder`); the
+    (``WIKIRAG_QUERY_THREADS``, default 1; :func:`app.retrieval.retriever.serving_embedder`); the
     session's embedder keeps every core for builds. On 2 busy cores one query took 164 ms of
     CPU with torch's 2 threads against 18 ms with one."""
     import faiss

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.rebuild_job import BUILD_SETTING_NAMES, RebuildFailed, build_environment, run_rebuild
+from app.accounts.jobs import BUILD_SETTING_NAMES, RebuildFailed, build_environment, run_rebuild
 from app.settings import Settings
 
 

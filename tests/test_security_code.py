@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import app.api.deps
-from app.security import AuthenticationFailed, KeyStore
+from app.accounts.keys import AuthenticationFailed, KeyStore
 from tests.conftest import ROOT
 
 CODE_DIRS = ("app", "indexer", "benchmarks")
@@ -149,7 +149,7 @@ def test_api_keys_are_compared_in_constant_time(
         seen.append((a, b))
         return original(a, b)
 
-    monkeypatch.setattr(hmac, "compare_digest", spy)  # the module app.security calls
+    monkeypatch.setattr(hmac, "compare_digest", spy)  # the module app.accounts.keys calls
     store = KeyStore(tmp_path / "keys.sqlite")
     _, raw = store.create("timing")
     store.authenticate(raw)

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.security import KeyStore
+from app.accounts.keys import KeyStore
 from indexer.build import build_index
 from indexer.embedding import Embedder
 from indexer.generation import IndexLayout

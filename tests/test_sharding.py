@@ -4,7 +4,7 @@
 unsharded index's (ids, order, scores), then one shard killed with SIGKILL.
 
 The router runs with ``WIKIRAG_CANDIDATES=8``, fewer than the passages a shard holds, so
-that the global-BM25 bound and the follow-up requests of :mod:`app.shards` are exercised
+that the global-BM25 bound and the follow-up requests of :mod:`app.retrieval.router` are exercised
 (with 100 candidates each shard would return every match and the merge would be trivially
 complete). The reference is the unsharded index served the same way (same candidate
 count, same query encoder), so that the query embeddings are identical.
@@ -27,10 +27,10 @@ import faiss
 import httpx
 import pytest
 
-from app.retrieval import (
+from app.retrieval.retriever import (
     LoadedIndex,
 )
-from app.shards import bm25, fieldnorm, term_counts
+from app.retrieval.router import bm25, fieldnorm, term_counts
 from indexer.build import BuildOptions, rebuild_index
 from indexer.dense import DenseIndex
 from indexer.generation import IndexLayout

@@ -14,7 +14,7 @@ embeds queries with the verified ONNX export, the shipped default; its log says 
   counter, and the routed result equal to the unsharded one; and cases that need none.
 
 Both clusters use ``WIKIRAG_CANDIDATES=8`` (as ``test_sharding.py``) so that shards truncate
-their lexical lists and the global-BM25 bound of :mod:`app.shards` decides.
+their lexical lists and the global-BM25 bound of :mod:`app.retrieval.router` decides.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.routes.search import _result, search_request
 from app.api.schemas import SearchBody
-from app.retrieval import HybridRetriever, LoadedIndex, defaults_from_manifest
+from app.retrieval.retriever import HybridRetriever, LoadedIndex, defaults_from_manifest
 from indexer.build import build_index
 from indexer.generation import IndexLayout
 from indexer.sharding import hash_shard, split_index

@@ -28,8 +28,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
-from app.citations import CitationError, CitationResolver
-from app.retrieval import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
+from app.attribution.citations import CitationError, CitationResolver
+from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
 from app.settings import Settings
 from indexer.build import BuildOptions, build_index, rebuild_index
 from indexer.embedding import Embedder

@@ -14,7 +14,7 @@ import doctest
 
 import pytest
 
-from app.attribution import AttributionSubject
+from app.attribution.license import AttributionSubject
 from indexer import urls
 from indexer.models import CC_BY_SA_4
 from indexer.urls import article_url, history_url, revision_permalink, revision_url, title_for_url

@@ -43,8 +43,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.cli import main as cli_main
-from app.metering import requests_by_route, usage_rows
+from app.accounts.metering import requests_by_route, usage_rows
+from app.cli.main import main as cli_main
 from indexer.build import rebuild_index
 from indexer.generation import IndexLayout
 from tests.conftest import ROOT

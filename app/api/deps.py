@@ -10,7 +10,7 @@ principal, with admin rights (local use only; a warning is logged at start-up); 
 *with* a key is still checked, so a wrong key is never silently accepted. Anonymous requests
 share one bucket.
 
-Metering and quotas (:mod:`app.metering`): every admitted request is counted for its key id
+Metering and quotas (:mod:`app.accounts.metering`): every admitted request is counted for its key id
 and route; a key whose monthly quota of requests or passages is used up gets 429
 ``quota-exceeded`` (details: ``quota``, ``limit``, ``used``, ``resets``) with ``Retry-After``
 (seconds to the first day of next month, UTC). Every authenticated response carries
@@ -29,11 +29,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.accounts.keys import AuthenticationFailed, KeyStore, RateLimiter
+from app.accounts.metering import MonthUsage, Quota, UsageMeter
 from app.api.metrics import Metrics, request_info, route_template
 from app.api.schemas import ApiError
-from app.metering import MonthUsage, Quota, UsageMeter
-from app.reloader import JobManager, Reloader, ServingIndex
-from app.security import AuthenticationFailed, KeyStore, RateLimiter
+from app.serving import JobManager, Reloader, ServingIndex
 from app.settings import Settings
 from indexer.embedding import Embedder
 

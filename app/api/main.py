@@ -2,19 +2,19 @@
 
 The lifespan loads the embedding model once, opens the published generation (refusing to
 become ready on a missing index or another model — ``/readyz`` says why), opens the API keys
-database and the usage meter (:mod:`app.metering`: its flusher thread stops, after a last
+database and the usage meter (:mod:`app.accounts.metering`: its flusher thread stops, after a last
 flush, when the lifespan ends), and starts the reload task: the ``current`` symlink is polled
 every ``reload_poll_seconds``, ``SIGHUP`` forces a check, and so does ``POST /v1/admin/reload``
-(see :mod:`app.reloader`). Nothing lives in module globals: everything is on ``app.state``.
+(see :mod:`app.serving`). Nothing lives in module globals: everything is on ``app.state``.
 
 Run it with ``wikirag serve`` (uvicorn, factory :func:`create_app_from_env`), or::
 
     uvicorn --factory app.api.main:create_app_from_env
 
 Every error answers ``{"error": {"code", "message", "details"}}``: validation errors (422),
-:class:`~app.citations.CitationError` (its own status), HTTP errors (404 route, 405…), and
-— never expected — 500. Request bodies over ``max_body_bytes`` are refused with 413 before
-anything parses them.
+:class:`~app.attribution.citations.CitationError` (its own status), HTTP errors (404
+route, 405…), and — never expected — 500. Request bodies over ``max_body_bytes`` are
+refused with 413 before anything parses them.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from fastapi.security.utils import get_authorization_scheme_param
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.accounts.keys import KeyStore, RateLimiter
+from app.accounts.metering import UsageMeter
 from app.api.deps import Services, _authenticate, get_principal, get_services, require_admin
 from app.api.metrics import Metrics, ObservabilityMiddleware, request_info
 from app.api.routes import (
@@ -52,11 +54,9 @@ from app.api.routes import (
     usage,
 )
 from app.api.schemas import ApiError, ErrorBody, ErrorResponse
-from app.citations import CitationError
-from app.metering import UsageMeter
-from app.reloader import JobManager, Reloader
-from app.retrieval import serving_embedder
-from app.security import KeyStore, RateLimiter
+from app.attribution.citations import CitationError
+from app.retrieval.retriever import serving_embedder
+from app.serving import JobManager, Reloader
 from app.settings import Settings
 from indexer import __version__
 from indexer.embedding import Embedder
@@ -357,8 +357,8 @@ async def _start_router(settings: Settings) -> Any:
     for their identity now (a shard that is down is asked again later)."""
     import httpx
 
-    from app.reloader import retrieval_defaults
-    from app.shards import ShardRouter
+    from app.retrieval.router import ShardRouter
+    from app.serving import retrieval_defaults
 
     key = settings.shard_api_key.get_secret_value() if settings.shard_api_key else None
     fallback = retrieval_defaults({}, settings)
@@ -520,7 +520,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     for module in modules:
         app.include_router(module.router)
     app.openapi = _openapi(app, settings)  # type: ignore[method-assign]
-    from app.web_site import mount_web
+    from app.api.web import mount_web
 
     mount_web(app)  # the web page at /
     return app

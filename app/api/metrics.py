@@ -44,7 +44,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from app.reloader import ServingIndex
+    from app.serving import ServingIndex
 
 access_log = logging.getLogger("wikirag.access")
 

@@ -10,10 +10,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from app.attribution import Attribution
-from app.fusion import FusionMethod
-from app.reloader import JobState
-from app.retrieval import SearchMode
+from app.attribution.license import Attribution
+from app.retrieval.fusion import FusionMethod
+from app.retrieval.retriever import SearchMode
+from app.serving import JobState
 
 MAX_K = 100
 MAX_FILTER_VALUES = 50

@@ -27,7 +27,7 @@ from app.api.schemas import (
     ReloadResponse,
     error_responses,
 )
-from app.reloader import Job, JobConflict
+from app.serving import Job, JobConflict
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -76,9 +76,9 @@ async def reload(
 
 
 def _rebuild_work(services: Services, sources: list[FilePath]) -> Callable[..., dict[str, Any]]:
-    """The job: ``wikirag rebuild`` as a child process (:mod:`app.rebuild_job`), then a
+    """The job: ``wikirag rebuild`` as a child process (:mod:`app.accounts.jobs`), then a
     switch to what it published."""
-    from app.rebuild_job import run_rebuild
+    from app.accounts.jobs import run_rebuild
 
     settings = services.settings
 

@@ -1,5 +1,5 @@
 """``POST /v1/attribute``: find and cite the Wikipedia passages behind each sentence of an AI
-answer (see :mod:`app.answer_attribution`)."""
+answer (see :mod:`app.attribution.verifier`)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from app.answer_attribution import (
+from app.accounts.metering import Served
+from app.api.deps import PrincipalDep, ServicesDep, ServingDep
+from app.api.routes.search import _check_filters
+from app.api.schemas import MAX_FILTER_VALUES, ApiError, FilterValue, error_responses
+from app.attribution.license import Attribution
+from app.attribution.verifier import (
     AnswerAttribution,
     AnswerAttributor,
     AttributeOptions,
     MalformedPassageIds,
     SupportLabel,
 )
-from app.api.deps import PrincipalDep, ServicesDep, ServingDep
-from app.api.routes.search import _check_filters
-from app.api.schemas import MAX_FILTER_VALUES, ApiError, FilterValue, error_responses
-from app.attribution import Attribution
-from app.metering import Served
 
 router = APIRouter(prefix="/v1", tags=["attribute"])
 

@@ -1,7 +1,8 @@
 """Citation lookups: a revision by id, or whatever a Wikipedia URL points at.
 
-Failures are :class:`app.citations.CitationError` s, answered with their own status and code
-(404 unknown wiki, title or revision; 400 or 422 for malformed or non-article URLs).
+Failures are :class:`app.attribution.citations.CitationError` s, answered with their own
+status and code (404 unknown wiki, title or revision; 400 or 422 for malformed or
+non-article URLs).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from app.accounts.metering import Served
 from app.api.deps import PrincipalDep, ServicesDep, ServingDep
 from app.api.schemas import MAX_ID, error_responses
-from app.citations import CitationRecord
-from app.metering import Served
+from app.attribution.citations import CitationRecord
 
 router = APIRouter(prefix="/v1", tags=["citations"])
 

@@ -2,11 +2,11 @@
 answered by fanning out to shard services (``wikirag serve --shard``) over HTTP.
 
 ``POST /v1/search`` embeds the query once, asks every shard for candidates and fuses them
-exactly as one index would (:mod:`app.shards`); a shard that is down or too slow is left out
-and the answer says so (``partial``, ``missing_shards``) instead of failing. Passage and
-citation lookups go to the shards holding the wiki (all of them when the split is by hash)
-and return the first that has it. ``/readyz`` reports each shard's health and is ready while
-at least one shard is.
+exactly as one index would (:mod:`app.retrieval.router`); a shard that is down or too
+slow is left out and the answer says so (``partial``, ``missing_shards``) instead of
+failing. Passage and citation lookups go to the shards holding the wiki (all of them when
+the split is by hash) and return the first that has it. ``/readyz`` reports each shard's
+health and is ready while at least one shard is.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from app.api.schemas import (
     SearchResponse,
     error_responses,
 )
-from app.retrieval import SearchMode
-from app.shards import ShardRouter
+from app.retrieval.retriever import SearchMode
+from app.retrieval.router import ShardRouter
 
 router = APIRouter(tags=["router"])
 

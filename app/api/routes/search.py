@@ -16,8 +16,8 @@ from app.api.schemas import (
     SearchResult,
     error_responses,
 )
-from app.attribution import build_attribution
-from app.retrieval import SearchHit, SearchMode, SearchRequest
+from app.attribution.license import build_attribution
+from app.retrieval.retriever import SearchHit, SearchMode, SearchRequest
 from app.settings import Settings
 from indexer.store import PassageRecord
 from indexer.urls import revision_permalink

@@ -2,7 +2,7 @@
 (``wikirag serve --router``, :mod:`app.api.routes.routed`) with its configured API key.
 
 ``POST /v1/shard/candidates`` returns each component's raw candidates with what the router
-needs to fuse them exactly as one unsharded index would (see :mod:`app.shards`);
+needs to fuse them exactly as one unsharded index would (see :mod:`app.retrieval.router`);
 ``GET /v1/shard/info`` says which shard this is, its wikis and fusion defaults.
 """
 
@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import PrincipalDep, ServicesDep, ServingDep
 from app.api.schemas import MAX_FILTER_VALUES, ApiError, FilterValue, error_responses
-from app.retrieval import SearchMode
-from app.shards import shard_candidates, shard_info
+from app.retrieval.retriever import SearchMode
+from app.retrieval.router import shard_candidates, shard_info
 
 router = APIRouter(prefix="/v1/shard", tags=["shard"])
 

@@ -1,4 +1,4 @@
-"""``GET /v1/usage``: what an API key was served (see :mod:`app.metering`).
+"""``GET /v1/usage``: what an API key was served (see :mod:`app.accounts.metering`).
 
 A key sees its own usage; an admin key may name any key with ``key_id``. The meter is flushed
 before answering, so the numbers include the request that asks for them.
@@ -11,10 +11,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from app.accounts.metering import requests_by_route, usage_rows
 from app.api.deps import PrincipalDep, ServicesDep
 from app.api.schemas import ApiError, UsageResponse, UsageRowOut, UsageTotals, error_responses
-from app.metering import requests_by_route, usage_rows
-from app.reloader import ServingIndex
+from app.serving import ServingIndex
 
 router = APIRouter(prefix="/v1", tags=["usage"])
 

@@ -1,4 +1,4 @@
-"""Measure answer attribution (:mod:`app.answer_attribution`) on real Wikipedia sentences.
+"""Measure answer attribution (:mod:`app.attribution.verifier`) on real Wikipedia sentences.
 
 Data, drawn from an index and from held-out articles:
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.answer_attribution import (
+from app.attribution.verifier import (
     AnswerAttributor,
     AttributeOptions,
     Citation,
@@ -39,7 +39,7 @@ from app.answer_attribution import (
     numbers_in,
     split_sentences,
 )
-from app.retrieval import HybridRetriever
+from app.retrieval.retriever import HybridRetriever
 from indexer.store import PassageRecord, PassageStore
 
 POSITIVE_KINDS = ("verbatim", "dropped", "reordered")

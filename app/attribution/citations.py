@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, Field
 
-from app.attribution import Attribution, AttributionSubject, LicenseInfo, build_attribution
+from app.attribution.license import Attribution, AttributionSubject, LicenseInfo, build_attribution
 from indexer.models import SiteInfo
 from indexer.store import PageRecord, PassageStore, RevisionRecord, normalize_title
 from indexer.urls import article_url, history_url, revision_url

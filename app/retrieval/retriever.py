@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from app.fusion import DEFAULT_RRF_K, FusedHit, FusionMethod, linear, rrf
+from app.retrieval.fusion import DEFAULT_RRF_K, FusedHit, FusionMethod, linear, rrf
 from indexer.dense import DenseIndex
 from indexer.embedding import Embedder, ModelInfo
 from indexer.generation import CorruptGeneration, Generation, IndexLayout
@@ -271,7 +271,7 @@ class HybridRetriever:
     ) -> list[tuple[int, float]]:
         """The dense component alone: ``(row id, cosine)`` best first, for the filters of
         ``request``; ``vector`` is the query's embedding when the caller has it (a shard
-        answering a router, :mod:`app.shards`)."""
+        answering a router, :mod:`app.retrieval.router`)."""
         return self._dense(request, candidates, vector)
 
     def lexical_candidates(
@@ -360,7 +360,7 @@ class HybridRetriever:
 def _by_score(hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
     """Best first, equal scores by row id: a deterministic order that does not depend on how
     FAISS or tantivy happen to lay out their data (tantivy orders ties by segment), and the
-    order a router merging shards reproduces (:mod:`app.shards`)."""
+    order a router merging shards reproduces (:mod:`app.retrieval.router`)."""
     return sorted(hits, key=lambda item: (-item[1], item[0]))
 
 

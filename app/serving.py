@@ -42,9 +42,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from app.citations import CitationResolver
-from app.fusion import FusionMethod
-from app.retrieval import (
+from app.attribution.citations import CitationResolver
+from app.retrieval.fusion import FusionMethod
+from app.retrieval.retriever import (
     HybridRetriever,
     LoadedIndex,
     RetrievalDefaults,

@@ -1,5 +1,5 @@
 """``wikirag usage report``: what each API key was served, for licensing reports (registered
-by :mod:`app.cli`).
+by :mod:`app.cli.main`).
 
     wikirag usage report --index var/index --from 2026-11-01 --to 2026-11-30 --format csv
     wikirag usage report --usage-db var/usage.sqlite --key 3f2a9c01b7de --format json --top 20
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from app.cli import EXIT_OK, CommandError, _settings
+from app.cli.main import EXIT_OK, CommandError, _settings
 from app.settings import Settings
 
 CSV_COLUMNS = (
@@ -61,7 +61,7 @@ def _titles(index_dir: Path) -> Iterator[Callable[[str, int], str | None] | None
 
 
 def _key_names(settings: Settings) -> dict[str, str]:
-    from app.security import KeyStore
+    from app.accounts.keys import KeyStore
 
     path = settings.keys_db_path()
     if not path.is_file():
@@ -83,7 +83,7 @@ def write_csv(report: list[dict[str, Any]], out: TextIO) -> None:
 
 
 def cmd_usage_report(args: argparse.Namespace, settings: Settings) -> int:
-    from app.metering import usage_report
+    from app.accounts.metering import usage_report
 
     path = settings.usage_db_path()
     if not path.is_file():

@@ -1,4 +1,4 @@
-"""``wikirag mcp``: run the Model Context Protocol server (:mod:`app.mcp_server`)."""
+"""``wikirag mcp``: run the Model Context Protocol server (:mod:`app.mcp.server`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from app.settings import Settings
 
 def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        from app.mcp_server import run
+        from app.mcp.server import run
     except ImportError as exc:
         sys.stderr.write(
             f"wikirag mcp: the MCP server needs the 'mcp' package ({exc}); "
@@ -23,7 +23,7 @@ def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
 
     # stdio: stdout carries the protocol, so every log line goes to stderr (the default).
     logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-    logging.getLogger("app.mcp_server").setLevel(logging.INFO)
+    logging.getLogger("app.mcp.server").setLevel(logging.INFO)
     run(settings.index_dir, settings, args.transport, args.host, args.port)
     return 0
 

@@ -3,7 +3,7 @@
 A question is a hit at k when any of the top-k passages contains one of its answer strings
 (case-insensitive, whitespace-normalised), the top-k accuracy of the DPR paper. Each question
 is retrieved once per component (dense, lexical); the modes and fusion variants are derived
-from those lists, exactly as :class:`~app.retrieval.HybridRetriever` derives them.
+from those lists, exactly as :class:`~app.retrieval.retriever.HybridRetriever` derives them.
 
 Usage::
 
@@ -23,8 +23,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from app.fusion import FusionMethod
-from app.retrieval import HybridRetriever, SearchMode, SearchRequest
+from app.retrieval.fusion import FusionMethod
+from app.retrieval.retriever import HybridRetriever, SearchMode, SearchRequest
 
 KS = (1, 5, 10, 20)
 MRR_DEPTH = 20

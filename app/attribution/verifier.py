@@ -9,7 +9,7 @@ Pipeline (:class:`AnswerAttributor`):
 2. Candidates per sentence: the passages the answer engine was given (``passage_ids``),
    checked first; then, unless a given passage already supports the sentence (or
    ``search_fallback`` is off), the best passages of the whole index
-   (:class:`~app.retrieval.HybridRetriever`).
+   (:class:`~app.retrieval.retriever.HybridRetriever`).
 3. A :class:`SupportScorer` scores each (sentence, passage) pair in [0, 1] and picks the quote:
    the passage window (one or two of its sentences) that best matches. The default,
    :class:`LexicalDenseScorer`, averages the lexical coverage of the sentence's stemmed content
@@ -41,8 +41,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from app.attribution import Attribution, build_attribution
-from app.retrieval import HybridRetriever, SearchRequest
+from app.attribution.license import Attribution, build_attribution
+from app.retrieval.retriever import HybridRetriever, SearchRequest
 from indexer.embedding import Embedder
 from indexer.lexical import query_terms, tokenize
 from indexer.models import parse_passage_id
@@ -69,7 +69,7 @@ __all__ = [
     "split_sentences",
 ]
 
-# Calibrated by `python -m benchmarks.attribution_eval` (app/attribution_eval.py: 240 real
+# Calibrated by `python -m benchmarks.attribution_eval` (app/evaluation/attribution.py: 240 real
 # sentences, 40 per kind, from 5 indexed articles in en/simple/fr/ru and 7 held-out articles;
 # thresholds chosen on the calibration half) — see the attribution section of
 # benchmarks/RESULTS.md. On the report half (136 sentences): `supported` precision 1.0 and
@@ -320,7 +320,7 @@ class LexicalDenseScorer:
     Each text is embedded alone by ``encode`` (default: the embedder's low-latency
     :meth:`~indexer.embedding.Embedder.encode_query`). :class:`AnswerAttributor` passes, for
     each call, a memo over its retriever's cached
-    :meth:`~app.retrieval.HybridRetriever.encode_text`, which already holds the sentence's
+    :meth:`~app.retrieval.retriever.HybridRetriever.encode_text`, which already holds the sentence's
     vector from its search. A batch would pad every window to the longest one: windows are
     short (36 tokens on average) but some reach the model's limit.
     """

@@ -1,4 +1,4 @@
-"""``wikirag attribute`` and ``wikirag eval-attribution`` (registered by :mod:`app.cli`)."""
+"""``wikirag attribute`` and ``wikirag eval-attribution`` (registered by :mod:`app.cli.main`)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from app.cli import EXIT_OK, EXIT_USAGE, CommandError, _build_settings_plain, _open_retriever
+from app.cli.main import EXIT_OK, EXIT_USAGE, CommandError, _build_settings_plain, _open_retriever
 from app.settings import Settings
 
-WME_SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples" / "wme"
+WME_SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples" / "wme"
 
 
 def cmd_attribute(args: argparse.Namespace, settings: Settings) -> int:
-    from app.answer_attribution import AnswerAttributor, AttributeOptions, MalformedPassageIds
+    from app.attribution.verifier import AnswerAttributor, AttributeOptions, MalformedPassageIds
 
     answer = sys.stdin.read()
     if not answer.strip():
@@ -69,8 +69,8 @@ def _print_readable(data: dict[str, Any]) -> None:
 
 
 def cmd_eval_attribution(args: argparse.Namespace, settings: Settings) -> int:
-    from app.answer_attribution import AnswerAttributor
-    from app.attribution_eval import evaluate_attribution, heldout_store
+    from app.attribution.verifier import AnswerAttributor
+    from app.evaluation.attribution import evaluate_attribution, heldout_store
 
     sources = args.heldout or sorted(WME_SAMPLES.glob("*_namespace_0.tar.gz"))
     attributor = AnswerAttributor(_open_retriever(settings))

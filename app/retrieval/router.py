@@ -22,8 +22,8 @@ Exactness (for an exact, ``Flat``, dense index):
   score times the largest ratio of global to local term weight, :func:`_ratio_bound`), and
   asks that shard again for more when the bound reaches the ``n``-th global score; so the
   lexical list is the exact global one.
-* Fusion (:mod:`app.fusion`), filters, per-article caps and the skipping of non-current
-  passages then run on the same lists as :class:`~app.retrieval.HybridRetriever` does.
+* Fusion (:mod:`app.retrieval.fusion`), filters, per-article caps and the skipping of non-current
+  passages then run on the same lists as :class:`~app.retrieval.retriever.HybridRetriever` does.
 
 A shard that is down, slow or failing is left out: the answer is partial (``"partial": true,
 "missing_shards": [...]``), with BM25 statistics of the shards that answered.
@@ -43,8 +43,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from app.fusion import FusedHit, FusionMethod, linear, rrf
-from app.retrieval import RetrievalDefaults, SearchHit, SearchMode, SearchRequest
+from app.retrieval.fusion import FusedHit, FusionMethod, linear, rrf
+from app.retrieval.retriever import RetrievalDefaults, SearchHit, SearchMode, SearchRequest
 from indexer.build import _lexical_doc
 from indexer.lexical import _group, indexed_text, query_terms, tokenize
 from indexer.models import License
@@ -154,7 +154,7 @@ def shard_candidates(
     wikis: tuple[str, ...] | None = None,
     languages: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """A shard's answer to a router (``serving`` is the :class:`~app.reloader.ServingIndex`
+    """A shard's answer to a router (``serving`` is the :class:`~app.serving.ServingIndex`
     the request uses): candidates of each component, BM25 statistics, and the passages."""
     retriever = serving.retriever
     index = serving.index
@@ -427,7 +427,7 @@ class ShardRouter:
 
     def defaults(self) -> RetrievalDefaults:
         """The fusion defaults the shards' index recorded (explicit settings win)."""
-        from app.retrieval import defaults_from_manifest
+        from app.retrieval.retriever import defaults_from_manifest
 
         for state in self.states.values():
             if state.info is not None:

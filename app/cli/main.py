@@ -498,8 +498,8 @@ def _add_prune_parser(commands: Any) -> None:
 
 
 def _open_retriever(settings: Settings) -> Any:
-    from app.reloader import retrieval_defaults
-    from app.retrieval import HybridRetriever, LoadedIndex, serving_embedder
+    from app.retrieval.retriever import HybridRetriever, LoadedIndex, serving_embedder
+    from app.serving import retrieval_defaults
 
     embedder = serving_embedder(
         settings.model,
@@ -517,8 +517,8 @@ def _open_retriever(settings: Settings) -> Any:
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    from app.fusion import FusionMethod
-    from app.retrieval import SearchMode, SearchRequest
+    from app.retrieval.fusion import FusionMethod
+    from app.retrieval.retriever import SearchMode, SearchRequest
     from indexer.urls import revision_permalink
 
     if not args.query.strip():
@@ -569,9 +569,9 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from app.evaluation import DEFAULT_VARIANTS, Variant, evaluate, load_questions
-    from app.fusion import FusionMethod
-    from app.retrieval import SearchMode
+    from app.evaluation.retrieval import DEFAULT_VARIANTS, Variant, evaluate, load_questions
+    from app.retrieval.fusion import FusionMethod
+    from app.retrieval.retriever import SearchMode
 
     retriever = _open_retriever(settings)
     questions = list(load_questions(args.questions))
@@ -691,7 +691,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
-    from app.security import KeyNotFound, KeyStore
+    from app.accounts.keys import KeyNotFound, KeyStore
 
     keys = KeyStore(settings.keys_db_path())
     if args.keys_command == "create":
@@ -780,7 +780,7 @@ _KEEP = object()
 
 
 def _keys_quota(keys: Any, args: argparse.Namespace) -> int:
-    from app.security import KeyNotFound
+    from app.accounts.keys import KeyNotFound
 
     current = keys.get(args.key_id)
     if current is None:
@@ -1034,17 +1034,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retrieval_flags(evaluate)
     evaluate.set_defaults(handler=cmd_eval, settings_from=_build_settings_plain)
     _add_serve_parsers(commands)
-    from app.shard_cli import add_shard_parser
+    from app.cli.shard import add_shard_parser
 
     add_shard_parser(commands)
     _add_update_parser(commands)
-    from app.attribute_cli import add_attribute_parsers
+    from app.cli.attribute import add_attribute_parsers
 
     add_attribute_parsers(commands)
-    from app.usage_cli import add_usage_parsers
+    from app.cli.usage import add_usage_parsers
 
     add_usage_parsers(commands)
-    from app.mcp_cli import add_mcp_parser
+    from app.cli.mcp import add_mcp_parser
 
     add_mcp_parser(commands)
     return parser
@@ -1065,7 +1065,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from app.retrieval import ModelMismatch
+    from app.retrieval.retriever import ModelMismatch
     from indexer.build import BuildError
     from indexer.generation import IndexError_
     from indexer.sources.open import SourceError

@@ -2,13 +2,13 @@
 
 Assistants that speak MCP (stdio, or streamable HTTP with ``--transport http``) get four
 tools, answered from the library objects directly (the generation is opened as
-:func:`app.reloader.open_serving` opens it for the HTTP service; no HTTP in between):
+:func:`app.serving.open_serving` opens it for the HTTP service; no HTTP in between):
 
 * ``search_wikipedia(query, k, mode?, wikis?, languages?)`` — passages for a question;
 * ``get_passage(passage_id)`` — one stored passage (of any stored revision);
 * ``cite(url | wiki + revision_id)`` — the citation record of a revision or Wikipedia URL;
 * ``attribute_answer(answer, passage_ids?, k?)`` — the passages behind each sentence of an
-  answer (:mod:`app.answer_attribution`).
+  answer (:mod:`app.attribution.verifier`).
 
 Every passage comes with its revision permalink, its license as recorded for the revision
 and its attribution as text, Markdown and HTML: what a quoting assistant must show.
@@ -29,11 +29,11 @@ from typing import Any, Literal
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from app.answer_attribution import AnswerAttributor, AttributeOptions, MalformedPassageIds
-from app.attribution import build_attribution
-from app.citations import CitationError
-from app.reloader import ServingIndex, open_serving
-from app.retrieval import SearchMode, SearchRequest, serving_embedder
+from app.attribution.citations import CitationError
+from app.attribution.license import build_attribution
+from app.attribution.verifier import AnswerAttributor, AttributeOptions, MalformedPassageIds
+from app.retrieval.retriever import SearchMode, SearchRequest, serving_embedder
+from app.serving import ServingIndex, open_serving
 from app.settings import Settings
 from indexer import __version__
 from indexer.generation import IndexLayout

@@ -1,0 +1,2 @@
+"""Evaluation: retrieval quality over question sets (``retrieval``) and answer attribution
+over labelled claims (``attribution``)."""

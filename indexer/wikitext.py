@@ -129,6 +129,34 @@ from mwparserfromhell.nodes import (
     Wikilink,
 )
 
+from indexer.clean.anchors import AnchorRegistry as _AnchorRegistry
+from indexer.clean.anchors import anchor_from_text as _anchor_from_text
+from indexer.clean.config import ALL_EXCLUDED as _ALL_EXCLUDED
+from indexer.clean.config import (
+    CATEGORY_NAMESPACES,
+    EXCLUDED_SECTION_HEADINGS,
+    FILE_NAMESPACES,
+    LANGUAGE_CODES,
+    CleanerConfig,
+)
+from indexer.clean.config import HEADING_CONJUNCTION_RE as _HEADING_CONJUNCTION_RE
+from indexer.clean.config import phrases as _phrases
+from indexer.clean.config import words as _words
+from indexer.clean.residue import BRUTAL_RE as _BRUTAL_RE
+from indexer.clean.residue import find_markup_residue
+from indexer.clean.residue import scrub_residue as _scrub_residue
+from indexer.clean.sentinels import APOS as _APOS
+from indexer.clean.sentinels import CONTROL_RE as _CONTROL_RE
+from indexer.clean.sentinels import CUT as _CUT
+from indexer.clean.sentinels import HARD as _HARD
+from indexer.clean.tables import CELL_ATTRIBUTES_RE as _CELL_ATTRIBUTES_RE
+from indexer.clean.tables import MAX_COLSPAN as _MAX_COLSPAN
+from indexer.clean.tables import MAX_ROWSPAN as _MAX_ROWSPAN
+from indexer.clean.tables import Cell as _Cell
+from indexer.clean.tables import linearise_rows as _linearise_rows
+from indexer.clean.tables import span as _span
+from indexer.clean.tables import text_span_value as _text_span_value
+from indexer.clean.tex import linearise_tex as _linearise_tex
 from indexer.models import Section
 
 __all__ = [
@@ -144,150 +172,9 @@ __all__ = [
     "heading_anchor",
 ]
 
-# --------------------------------------------------------------------------- configuration
-
-
-@dataclass(frozen=True)
-class CleanerConfig:
-    """Knobs of the cleaner.
-
-    ``language`` is the wiki's content language (``en``, ``simple``, ``fr``, ``de``…): it picks
-    the date format of ``{{birth date}}``-style templates (English month names for ``en`` and
-    ``simple``, ISO ``1879-03-14`` otherwise) and the meaning of the few template names that
-    differ between wikis (fr ``{{citation}}`` is a quotation, en ``{{citation}}`` a reference).
-    ``include_tables``/``include_infobox`` keep the linearised tables / infobox lines,
-    ``include_math`` keeps ``<math>`` formulas that linearise to plain text.
-    ``extra_excluded_headings`` adds headings (case-insensitive) whose sections are dropped.
-    """
-
-    language: str = "en"
-    include_tables: bool = True
-    include_infobox: bool = True
-    include_math: bool = True
-    extra_excluded_headings: frozenset[str] = field(default_factory=frozenset)
-
-
-def _words(text: str) -> frozenset[str]:
-    """A set from whitespace-separated words."""
-    return frozenset(text.split())
-
-
-def _pairs(text: str) -> dict[str, str]:
-    """A mapping from whitespace-separated ``key value`` pairs."""
-    items = text.split()
-    return dict(zip(items[0::2], items[1::2], strict=True))
-
-
-def _phrases(text: str) -> frozenset[str]:
-    """A set from ``|``-separated phrases (which may hold spaces)."""
-    return frozenset(" ".join(phrase.split()) for phrase in text.split("|") if phrase.strip())
-
-
-# Sections that carry no article prose, by wiki language. Matching uses all lists at once: a
-# frwiki page read with the default config still loses its "Notes et références".
-EXCLUDED_SECTION_HEADINGS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
-    {
-        "en": _phrases(
-            "references|reference|external links|external link|see also|further reading|notes"
-            "|note|bibliography|sources|citations|footnotes|works cited|cited works|cited sources"
-            "|general references|general bibliography|explanatory notes|source notes"
-            "|additional reading"
-        ),
-        "simple": _phrases(
-            "references|other websites|related pages|other pages|notes|sources|further reading"
-            "|bibliography"
-        ),
-        "fr": _phrases(
-            "notes et références|références|référence|liens externes|lien externe|voir aussi"
-            "|bibliographie|articles connexes|article connexe|notes|sources|webographie"
-        ),
-        "de": _phrases(
-            "einzelnachweise|weblinks|literatur|siehe auch|anmerkungen|quellen|belege|fußnoten"
-            "|referenzen"
-        ),
-        "pt": _phrases(
-            "referências|ligações externas|ver também|bibliografia|notas|fontes"
-            "|leitura adicional|leitura complementar"
-        ),
-        "ru": _phrases("примечания|литература|ссылки|см. также|источники|сноски"),
-    }
-)
-_ALL_EXCLUDED: Final = frozenset().union(*EXCLUDED_SECTION_HEADINGS.values())
-# "Notes and references", "Notes et références", "Sources, Literatur"…
-_HEADING_CONJUNCTION_RE: Final = re.compile(r"\s*(?:,|&|/|\band\b|\bet\b|\bund\b|\be\b|\bи\b)\s*")
-
-# Namespace names (lower case) whose links are dropped with their captions.
-FILE_NAMESPACES: Final = _words(
-    """
-    file image media datei bild medium fichier média arquivo imagem ficheiro mídia файл
-    изображение медиа archivo imagen immagine bestand afbeelding plik grafika
-    """
-)
-CATEGORY_NAMESPACES: Final = _words(
-    "category kategorie catégorie categoria категория categoría categorie kategoria kategori"
-)
-# Wikipedia language editions (interlanguage-link prefixes), including legacy aliases.
-LANGUAGE_CODES: Final = _words(
-    """
-    aa ab ace ady af ak als alt am ami an ang anp ar arc ary arz as ast atj av avk awa ay az
-    azb ba ban bar bat-smg bbc bcl bdr be be-tarask be-x-old bew bg bh bi bjn blk bm bn bo bpy
-    br bs btm bug bxr ca cbk-zam cdo ce ceb ch cho chr chy ckb co cr crh cs csb cu cv cy da dag
-    de dga din diq dsb dtp dty dv dz ee el eml en eo es et eu ext fa fat ff fi fiu-vro fj fo fon
-    fr frp frr fur fy ga gag gan gcr gd gl glk gn gom gor got gpe gu guc gur guw gv ha hak haw
-    he hi hif ho hr hsb ht hu hy hyw hz ia iba id ie ig igl ii ik ilo inh io is it iu ja jam
-    jbo jv ka kaa kab kbd kbp kcg kg kge ki kj kk kl km kn knc ko koi kr krc ks ksh ku kus kv
-    kw ky la lad lb lbe lez lfn lg li lij lld lmo ln lo lrc lt ltg lv mad mai map-bms mdf mg mh
-    mhr mi min mk ml mn mni mnw mo mos mr mrj ms mt mus mwl my myv mzn na nah nap nb nds nds-nl
-    ne new ng nia nl nn no nov nqo nr nrm nso nup nv ny oc olo om or os pa pag pam pap pcd pcm
-    pdc pfl pi pih pl pms pnb pnt ps pt pwn qu rm rmy rn ro roa-rup roa-tara rsk ru rue rw sa
-    sah sat sc scn sco sd se sg sh shi shn si simple sk skr sl sm smn sn so sq sr srn ss st stq
-    su sv sw syl szl szy ta tay tcy tdd te tet tg th ti tk tl tly tn to tpi tr trv ts tt tum tw
-    ty tyv udm ug uk ur uz ve vec vep vi vls vo wa war wo wuu xal xh xmf yi yo yue za zea zgh zh
-    zh-classical zh-min-nan zh-yue zu
-    """
-)
-
-# --------------------------------------------------------------------------- residue
-
-# Everything that must never reach the clean text. ``__X__`` covers magic words, the tag
-# pattern any HTML/extension tag.
-_RESIDUE_RE: Final = re.compile(
-    r"\{\{|\}\}|\[\[|\]\]|\{\||\|\}|\|-|(?i:<ref)|(?i:&nbsp;)|__[A-Z]+__|'{2,}|<!--"
-    r"|</?[A-Za-z][A-Za-z0-9]*(?:[ \t][^<>\n]*)?/?>"
-)
-_BRUTAL_RE: Final = re.compile(r"[{}\[\]<>|]")
-
-
-def find_markup_residue(text: str) -> list[str]:
-    """The markup fragments left in ``text``: ``{{``, ``}}``, ``[[``, ``]]``, ``{|``, ``|}``,
-    ``|-``, ``<ref``, ``&nbsp;``, magic words (``__TOC__``), ``''``/``'''``, ``<!--`` and
-    HTML/extension tags (``<b>``, ``</span>``, ``<br/>``). Empty for clean text."""
-    return [match.group() for match in _RESIDUE_RE.finditer(text)]
-
-
-def _residue_replacement(match: re.Match[str]) -> str:
-    return "'" if match.group().startswith("''") else " "
-
-
-def _scrub_residue(text: str) -> str:
-    """Remove residue; replacing with a space cannot create new residue except in rare
-    overlaps, so a few passes suffice, and a character-level pass settles the rest."""
-    for _ in range(4):
-        if _RESIDUE_RE.search(text) is None:
-            return text
-        text = _RESIDUE_RE.sub(_residue_replacement, text)
-    text = _BRUTAL_RE.sub(" ", text)
-    text = re.sub(r"'{2,}", "'", text)
-    text = re.sub(r"(?i)&nbsp;", " ", text)
-    return re.sub(r"__[A-Z]+__", " ", text)
-
 
 # --------------------------------------------------------------------------- preparation
 
-_HARD: Final = "\x1e"  # a line break that survives paragraph joining (<br>, table rows…)
-_APOS: Final = "\x1a"  # a literal apostrophe that is not bold/italic markup ({{'}}, &#39;)
-_CUT: Final = "\x1d"  # where a tag was dropped: splits quote runs like MediaWiki's strip markers
-_CONTROL_RE: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TABLE_TOKEN_RE: Final = re.compile(r"(?m)^[ \t:]*(\{\||\|\}(?!\}))")
 # Delimiters of _NestingBalancer. Group 1: a closing tag's name (MediaWiki allows no attributes
 # there), group 2: an opening tag's name.
@@ -747,40 +634,6 @@ def _finish_fragment(raw: str, sep: str) -> str:
             else:
                 out += sep + line
     return _scrub_residue(out)  # joining lines may bring "<a" and "b>" together
-
-
-# --------------------------------------------------------------------------- anchors
-
-_ANCHOR_COLLAPSE_RE: Final = re.compile(r"[ _]+")
-_ANCHOR_SPACE_RE: Final = re.compile(r"[\t\n\f\r ]")
-_ASCII_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def _anchor_from_text(text: str) -> str:
-    """MediaWiki's ``normalizeSectionNameWhitespace`` then the HTML5 id escaping."""
-    text = _ANCHOR_COLLAPSE_RE.sub(" ", text).strip(" \t\n\r\x0b")
-    return _ANCHOR_SPACE_RE.sub("_", text)
-
-
-class _AnchorRegistry:
-    """Makes anchors unique within a page like MediaWiki: the second ``History`` becomes
-    ``History_2``; the comparison ignores ASCII case."""
-
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-        self._next: dict[str, int] = {}  # next suffix to try per anchor: keeps this linear
-
-    def add(self, anchor: str) -> str:
-        key = anchor.translate(_ASCII_LOWER)
-        if key not in self._seen:
-            self._seen.add(key)
-            return anchor
-        number = self._next.get(key, 2)
-        while f"{key}_{number}" in self._seen:
-            number += 1
-        self._next[key] = number + 1
-        self._seen.add(f"{key}_{number}")
-        return f"{anchor}_{number}"
 
 
 # --------------------------------------------------------------------------- templates
@@ -1538,41 +1391,6 @@ def _prefix_renderer(name: str, raw_name: str) -> TemplateRenderer | None:
     return None
 
 
-# --------------------------------------------------------------------------- math
-
-_TEX_SYMBOLS: Final = _pairs(
-    """
-    cdot · times × pm ± mp ∓ le ≤ leq ≤ ge ≥ geq ≥ neq ≠ ne ≠ approx ≈ sim ~ equiv ≡ to →
-    rightarrow → leftarrow ← infty ∞ partial ∂ circ ° degree ° ldots … dots … cdots ⋯ prime ′
-    alpha α beta β gamma γ delta δ epsilon ε varepsilon ε zeta ζ eta η theta θ iota ι kappa κ
-    lambda λ mu μ nu ν xi ξ pi π rho ρ sigma σ tau τ phi φ varphi φ chi χ psi ψ omega ω
-    Gamma Γ Delta Δ Theta Θ Lambda Λ Pi Π Sigma Σ Phi Φ Psi Ψ Omega Ω hbar ħ
-    """
-) | {"displaystyle": "", "textstyle": "", "quad": " ", "qquad": " "}
-_TEX_WRAPPER_RE: Final = re.compile(
-    r"\\(?:mathrm|text|textrm|mathit|mathbf|operatorname|mbox|rm|boldsymbol)\s*\{([^{}]*)\}"
-)
-_TEX_COMMAND_RE: Final = re.compile(r"\\([A-Za-z]+)")
-_TEX_SPACING_RE: Final = re.compile(r"\\[,;:! ]")
-_TEX_SIMPLE_GROUP_RE: Final = re.compile(r"([_^])\{([^{}\\]{1,12})\}")
-
-
-def _tex_command(match: re.Match[str]) -> str:
-    symbol = _TEX_SYMBOLS.get(match.group(1))
-    return match.group() if symbol is None else symbol
-
-
-def _linearise_tex(tex: str) -> str:
-    """TeX that reads as plain text (``E = mc^2``, ``\\alpha \\leq 1``); "" otherwise."""
-    tex = _TEX_SPACING_RE.sub(" ", tex)
-    tex = _TEX_WRAPPER_RE.sub(r"\1", tex)
-    tex = _TEX_COMMAND_RE.sub(_tex_command, tex)
-    tex = _TEX_SIMPLE_GROUP_RE.sub(r"\1\2", tex)
-    if any(char in tex for char in "\\{}&"):
-        return ""
-    return " ".join(tex.split())
-
-
 # --------------------------------------------------------------------------- rendering
 
 _DROPPED_TAGS: Final = _words(
@@ -1598,16 +1416,7 @@ _MAGIC_WORD_RE: Final = re.compile(
     re.IGNORECASE,
 )
 _ENTITY_RE: Final = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
-_DIGITS_RE: Final = re.compile(r"\d{1,6}")
 _PIPE_TRICK_PAREN_RE: Final = re.compile(r"\s*\([^()]*\)\s*$")
-_CELL_ATTRIBUTES_RE: Final = re.compile(
-    r"\s*((?:(?:colspan|rowspan|style|class|align|valign|bgcolor|width|height|scope|nowrap"
-    r"|data-sort-value|data-sort-type)\s*=\s*(?:\"[^\"\n]*\"|'[^'\n]*'|[^\s\"'|]+)\s*)+)\|?",
-    re.IGNORECASE,
-)
-_MAX_ROWSPAN: Final = 500
-_MAX_COLSPAN: Final = 50
-_MAX_COLUMNS: Final = 100
 
 
 def _decode_entity(entity: str) -> str:
@@ -1625,26 +1434,6 @@ def _decode_entities(text: str) -> str:
     if "&" not in text:
         return text
     return _ENTITY_RE.sub(lambda match: _decode_entity(match.group()), text)
-
-
-def _text_span_value(attributes: str, name: str, limit: int) -> int:
-    found = re.search(name + r"\s*=\s*[\"']?(\d{1,6})", attributes, re.IGNORECASE)
-    return min(max(int(found.group(1)), 1), limit) if found else 1
-
-
-def _span(tag: Any, name: str, limit: int) -> int:
-    if not tag.has(name):
-        return 1
-    digits = _DIGITS_RE.search(str(tag.get(name).value))
-    return min(max(int(digits.group()), 1), limit) if digits else 1
-
-
-@dataclass
-class _Cell:
-    header: bool
-    text: str
-    rowspan: int = 1
-    colspan: int = 1
 
 
 @dataclass
@@ -1883,75 +1672,6 @@ def _pipe_trick(target: str) -> str:
     if stripped == shown:
         stripped = shown.split(",", 1)[0]
     return stripped.strip()
-
-
-def _grid_row(row: list[_Cell], carry: dict[int, tuple[int, _Cell]]) -> list[_Cell]:
-    """Place a row's cells on the column grid, filling columns held by rowspans above (at most
-    ``_MAX_COLUMNS`` columns, so that absurd spans stay cheap)."""
-    grid: list[_Cell] = []
-    cells = iter(row)
-    while len(grid) < _MAX_COLUMNS:
-        column = len(grid)
-        held = carry.get(column)
-        if held is not None:
-            left, cell = held
-            grid.append(cell)
-            if left <= 1:
-                del carry[column]
-            else:
-                carry[column] = (left - 1, cell)
-            continue
-        nxt = next(cells, None)
-        if nxt is None:
-            break
-        for offset in range(min(nxt.colspan, _MAX_COLUMNS - column)):
-            spread = nxt if offset == 0 or nxt.header else _Cell(nxt.header, "")
-            if nxt.rowspan > 1:
-                carry[column + offset] = (nxt.rowspan - 1, spread)
-            grid.append(spread)
-    return grid
-
-
-def _merge_headers(previous: list[str], new: list[str]) -> list[str]:
-    merged: list[str] = []
-    for i, text in enumerate(new):
-        above = previous[i] if i < len(previous) else ""
-        merged.append(f"{above} {text}" if above and text and above != text else text or above)
-    return merged
-
-
-def _linearise_rows(rows: list[list[_Cell]]) -> list[str]:
-    """Rows → lines: ``Header: value; Header: value`` when a header row exists."""
-    headers: list[str] = []
-    previous_was_header = False
-    lines: list[str] = []
-    data_rows = 0
-    carry: dict[int, tuple[int, _Cell]] = {}
-    for row in rows:
-        grid = _grid_row(row, carry)
-        if not grid:
-            continue
-        distinct = {id(cell) for cell in grid if cell.text}
-        if all(cell.header for cell in grid) and len(distinct) > 1:
-            texts = [cell.text for cell in grid]
-            headers = _merge_headers(headers, texts) if previous_was_header else texts
-            previous_was_header = True
-            continue
-        previous_was_header = False
-        if all(cell.rowspan > 1 for cell in grid if cell.text):
-            continue  # only cells that span rows: they are written in the rows they span
-        parts: list[str] = []
-        for column, cell in enumerate(grid):
-            if not cell.text:
-                continue
-            label = headers[column] if column < len(headers) else ""
-            parts.append(f"{label}: {cell.text}" if label and label != cell.text else cell.text)
-        if parts:
-            lines.append("; ".join(dict.fromkeys(parts)))
-            data_rows += 1
-    if not data_rows and headers:
-        lines.append("; ".join(text for text in dict.fromkeys(headers) if text))
-    return lines
 
 
 # --------------------------------------------------------------------------- fallback

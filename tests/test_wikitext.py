@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import indexer.clean.chunks as chunks_module
 import indexer.wikitext as wikitext_module
 from indexer.models import Section
 from indexer.wikitext import (
@@ -529,8 +530,8 @@ def test_parsing_in_chunks_changes_nothing(
     monkeypatch: pytest.MonkeyPatch, path: Path, title: str
 ) -> None:
     text = wikitext_of(path, title)
-    assert len(text) > 3 * wikitext_module._CHUNK_SIZE
-    monkeypatch.setattr(wikitext_module, "_CHUNK_SIZE", 10**9)
+    assert len(text) > 3 * chunks_module.CHUNK_SIZE
+    monkeypatch.setattr(chunks_module, "CHUNK_SIZE", 10**9)
     assert clean_wikitext(text, title=title) == cleaned(path)[title]
 
 

@@ -2,7 +2,7 @@
 
 Each input is turned into a page, half of the time as raw UTF-8 text (invalid bytes
 replaced) and half as a sequence of markup fragments (``{{``, ``[[``, ``{|``, ``<ref>``,
-``'''``…) and text, then cleaned (``indexer.wikitext.clean_wikitext``) and cut
+``'''``…) and text, then cleaned (``indexer.clean.clean_wikitext``) and cut
 (``indexer.chunking.chunk_sections``). A *finding* is an input for which the cleaner or the
 chunker raises, leaves markup residue (``find_markup_residue``), gives a passage that is
 not the exact slice of its section, or takes longer than ``--page-seconds``. Findings are
@@ -83,7 +83,7 @@ def page_from_bytes(data: bytes) -> str:
 def check_page(text: str, page_seconds: float) -> str | None:
     """None when the page is handled as promised, else what went wrong."""
     from indexer.chunking import ChunkingConfig, PageRef, chunk_sections
-    from indexer.wikitext import clean_wikitext, find_markup_residue
+    from indexer.clean import clean_wikitext, find_markup_residue
 
     started = time.perf_counter()
     try:
@@ -163,7 +163,7 @@ def child(args: argparse.Namespace) -> None:
 
         with atheris.instrument_imports():
             import indexer.chunking
-            import indexer.wikitext  # noqa: F401
+            import indexer.clean  # noqa: F401
 
         libfuzzer = [sys.argv[0], f"-max_len={MAX_LEN}", "-rss_limit_mb=4096"]
         libfuzzer += [f"-seed={args.seed}", "-print_final_stats=1"]
@@ -228,7 +228,7 @@ def big_page(megabytes: int) -> dict[str, Any]:
     """Clean and cut one page of ``megabytes`` MB on a single line (markup every few words):
     the per-page time bound on the largest input the readers pass on."""
     from indexer.chunking import ChunkingConfig, PageRef, chunk_sections
-    from indexer.wikitext import clean_wikitext
+    from indexer.clean import clean_wikitext
 
     unit = "Word [[a|b]] {{c|d}} ''e'' <ref>f</ref> text. "
     size = megabytes * 1_000_000

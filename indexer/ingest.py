@@ -28,12 +28,12 @@ from pathlib import Path
 from tqdm import tqdm
 
 from indexer.chunking import ChunkingConfig, PageRef, chunk_sections
+from indexer.clean import CleanerConfig, clean_wikitext
 from indexer.licensing import LicensePolicy
 from indexer.models import License, Passage, RawRevision, Section, SkippedItem
 from indexer.sources.open import open_source
 from indexer.sources.wme import DEFAULT_MAX_LINE_BYTES
 from indexer.store import PassageStore, RevisionOutcome
-from indexer.wikitext import CleanerConfig, clean_wikitext
 
 log = logging.getLogger(__name__)
 

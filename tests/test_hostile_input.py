@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from indexer.build import BuildError, BuildOptions, build_index
 from indexer.chunking import ChunkingConfig, PageRef, chunk_sections
+from indexer.clean import clean_wikitext, find_markup_residue
 from indexer.embedding import Embedder
 from indexer.generation import IndexLayout
 from indexer.ingest import IngestOptions, ingest_sources
@@ -37,7 +38,6 @@ from indexer.sources.open import open_source
 from indexer.sources.wme import EnterpriseSnapshotReader
 from indexer.sources.xml_dump import MediaWikiDumpReader
 from indexer.store import PassageStore
-from indexer.wikitext import clean_wikitext, find_markup_residue
 from tests.conftest import ROOT
 from tests.test_api import copy_index, embedder, index_dir
 from tests.test_wikitext import FRAGMENTS

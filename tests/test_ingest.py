@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from indexer.clean import find_markup_residue
 from indexer.ingest import IngestOptions, ingest_sources
 from indexer.store import PassageStore
-from indexer.wikitext import find_markup_residue
 from tests.conftest import ENWIKI_XML, REALTIME, ROOT, TABLE_XML, WME_SNAPSHOTS
 
 QUIET = IngestOptions(progress=False)

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import indexer.wikitext as wikitext_module
-from indexer.models import Section
-from indexer.wikitext import (
+import indexer.clean.chunks as chunks_module
+import indexer.clean.cleaner as cleaner_module
+from indexer.clean import (
     EXCLUDED_SECTION_HEADINGS,
     CleanerConfig,
     WikitextCleaner,
@@ -29,6 +29,8 @@ from indexer.wikitext import (
     find_markup_residue,
     heading_anchor,
 )
+from indexer.clean.render import RawSection
+from indexer.models import Section
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 ENWIKI_XML = SAMPLES / "enwiki-sample-pages-articles.xml.bz2"
@@ -497,13 +499,13 @@ def test_samples_clean_fast_and_never_need_the_regex_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[int] = []
-    real = wikitext_module._fallback_sections
+    real = cleaner_module.fallback_sections
 
-    def counting(text: str) -> list[wikitext_module._RawSection]:
+    def counting(text: str) -> list[RawSection]:
         calls.append(len(text))
         return real(text)
 
-    monkeypatch.setattr(wikitext_module, "_fallback_sections", counting)
+    monkeypatch.setattr(cleaner_module, "fallback_sections", counting)
     seconds: dict[Path, float] = {}
     for path in SOURCES:
         config = CleanerConfig(language=_language(path))
@@ -529,8 +531,8 @@ def test_parsing_in_chunks_changes_nothing(
     monkeypatch: pytest.MonkeyPatch, path: Path, title: str
 ) -> None:
     text = wikitext_of(path, title)
-    assert len(text) > 3 * wikitext_module._CHUNK_SIZE
-    monkeypatch.setattr(wikitext_module, "_CHUNK_SIZE", 10**9)
+    assert len(text) > 3 * chunks_module.CHUNK_SIZE
+    monkeypatch.setattr(chunks_module, "CHUNK_SIZE", 10**9)
     assert clean_wikitext(text, title=title) == cleaned(path)[title]
 
 

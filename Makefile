@@ -45,9 +45,11 @@ run: install
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# ruff, then the architecture: the import contracts in pyproject.toml (import-linter).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

@@ -119,8 +119,8 @@ def run_build(sources: list[Path], index_dir: Path, embedder: Any) -> dict[str, 
 
 def embedding_texts(index_dir: Path) -> list[str]:
     """What the build embedded: ``embedding_text`` of each current passage, in row order."""
-    from indexer.build import STORE_FILE, embedding_text
-    from indexer.generation import IndexLayout
+    from indexer.embedding import embedding_text
+    from indexer.generation import STORE_FILE, IndexLayout
     from indexer.store import PassageStore
 
     generation = IndexLayout(index_dir).current()

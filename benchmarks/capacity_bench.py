@@ -232,8 +232,7 @@ def measure_corpus(sources: list[Path], work: Path) -> dict[str, Any]:
 
 def measure_lexical(stores: list[Path], work: Path) -> dict[str, Any]:
     """Build one tantivy index over every sample passage, as the build feeds it."""
-    from indexer.build import _lexical_doc
-    from indexer.lexical import LexicalIndex
+    from indexer.lexical import LexicalIndex, lexical_doc
     from indexer.store import PassageStore
 
     path = work / "lexical"
@@ -243,7 +242,7 @@ def measure_lexical(stores: list[Path], work: Path) -> dict[str, Any]:
         for store_path in stores:
             store = PassageStore(store_path, readonly=True)
             for record in store.iter_current_passages():
-                writer.add(_lexical_doc(record))
+                writer.add(lexical_doc(record))
                 count += 1
             store.close()
         writer.commit()

@@ -38,7 +38,7 @@ from indexer.embedding import DEFAULT_MODEL, Embedder
 def export_texts(index_dir: Path, target: Path, context: str = "title_section") -> int:
     """Write the embedding texts of every current passage of ``index_dir`` as JSON lines."""
     from app.retrieval.retriever import open_store_for_reading
-    from indexer.build import embedding_text
+    from indexer.embedding import embedding_text
     from indexer.generation import IndexLayout
 
     generation = IndexLayout(index_dir).current()

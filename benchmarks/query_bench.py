@@ -539,10 +539,9 @@ def build_synthetic(out: Path, n_passages: int, per_page: int, seed: int) -> dic
     import numpy as np
 
     from indexer import __version__
-    from indexer.build import DENSE_FILE, LEXICAL_DIR, STORE_FILE, _nlist
-    from indexer.dense import DenseIndex, default_index_factory, train_size
+    from indexer.dense import DenseIndex, default_index_factory, nlist_of, train_size
     from indexer.embedding import DEFAULT_MODEL_ID
-    from indexer.generation import IndexLayout
+    from indexer.generation import DENSE_FILE, LEXICAL_DIR, STORE_FILE, IndexLayout
     from indexer.lexical import LexicalDoc, LexicalIndex
     from indexer.models import CC_BY_SA_4
     from indexer.store import PassageStore
@@ -625,7 +624,7 @@ def build_synthetic(out: Path, n_passages: int, per_page: int, seed: int) -> dic
 
             t0 = time.perf_counter()
             vectors = _Vectors(n_pages, per_page, seed + 3)
-            train = vectors.sample(train_size(_nlist(default_index_factory(n_passages))))
+            train = vectors.sample(train_size(nlist_of(default_index_factory(n_passages))))
             stages["vectors_train_sample"] = time.perf_counter() - t0
             gen_s = 0.0
 
@@ -716,8 +715,7 @@ def build_synthetic(out: Path, n_passages: int, per_page: int, seed: int) -> dic
 
 def existing_synthetic(out: Path, n_passages: int) -> dict[str, Any] | None:
     """The build record of a published synthetic index of this size and format, if any."""
-    from indexer.build import DENSE_FILE, LEXICAL_DIR, STORE_FILE
-    from indexer.generation import IndexError_, IndexLayout
+    from indexer.generation import DENSE_FILE, LEXICAL_DIR, STORE_FILE, IndexError_, IndexLayout
 
     try:
         generation = IndexLayout(out).current()

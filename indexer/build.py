@@ -20,37 +20,40 @@ import dataclasses
 import errno
 import hashlib
 import logging
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from indexer import __version__
-from indexer.dense import DenseIndex, default_index_factory, train_size
+from indexer.dense import DenseIndex, default_index_factory, nlist_of, train_size
 from indexer.embedding import (
     Embedder,
     EmbeddingCache,
     EmbedStats,
     ModelInfo,
     embed_with_cache,
+    embedding_text,
 )
 from indexer.faults import kill_point
-from indexer.generation import Generation, IndexLayout, NoPublishedIndex
+from indexer.generation import (
+    DENSE_FILE,
+    LEXICAL_DIR,
+    STORE_FILE,
+    Generation,
+    IndexLayout,
+    NoPublishedIndex,
+)
 from indexer.ingest import IngestOptions, IngestReport, ingest_sources
-from indexer.lexical import LexicalDoc, LexicalIndex
-from indexer.store import PassageRecord, PassageStore, StoreError
+from indexer.lexical import LexicalIndex, lexical_doc
+from indexer.store import PassageStore, StoreError
 
 log = logging.getLogger(__name__)
-
-STORE_FILE = "store.sqlite"
-DENSE_FILE = "dense.faiss"
-LEXICAL_DIR = "lexical"
 
 
 class BuildError(Exception):
@@ -115,31 +118,6 @@ class BuildReport:
         }
 
 
-class Embeddable(Protocol):
-    """What :func:`embedding_text` reads: a stored :class:`PassageRecord` or a freshly cut
-    :class:`~indexer.models.Passage` (the workers of a distributed build embed those)."""
-
-    @property
-    def title(self) -> str: ...
-
-    @property
-    def section_path(self) -> tuple[str, ...]: ...
-
-    @property
-    def text(self) -> str: ...
-
-
-def embedding_text(record: Embeddable, context: str) -> str:
-    """The text embedded for a passage: its words, prefixed with where it stands."""
-    if context == "none":
-        return record.text
-    if context == "title" or not record.section_path:
-        return f"{record.title}. {record.text}"
-    if context == "title_section":
-        return f"{record.title} — {' > '.join(record.section_path)}. {record.text}"
-    raise ValueError(f"unknown embed_context {context!r}; use none, title or title_section")
-
-
 def file_checksum(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -169,7 +147,7 @@ def build_index(
     report = BuildReport()
     with layout.lock():
         layout.cleanup_incomplete()
-        previous = _current_or_none(layout)
+        previous = current_or_none(layout)
         try:
             generation = _build_generation(
                 sources, layout, previous, options, embedder, report, before_publish
@@ -207,12 +185,12 @@ def _build_generation(
             if before_publish is not None:
                 before_publish(work.path, embedder, report)
             if previous is not None:
-                report.changes = _compare(previous, store)
+                report.changes = compare_generations(previous, store)
             store.finalize()
             counts = store.counts()
         finally:
             store.close()
-        manifest = _manifest(sources, embedder, options, report, counts)
+        manifest = build_manifest(sources, embedder, options, report, counts)
         return layout.publish(work, manifest)
 
 
@@ -323,7 +301,7 @@ def _recorded_updates(generation: Generation) -> tuple[list[str], list[str]]:
     return replay, lost
 
 
-def _current_or_none(layout: IndexLayout) -> Generation | None:
+def current_or_none(layout: IndexLayout) -> Generation | None:
     try:
         return layout.current()
     except NoPublishedIndex:
@@ -370,7 +348,7 @@ def _index_store(
             for i, record in enumerate(store.iter_current_passages()):
                 ids[i] = record.row_id
                 t0 = time.perf_counter()
-                writer.add(_lexical_doc(record))
+                writer.add(lexical_doc(record))
                 lexical_seconds += time.perf_counter() - t0
                 yield embedding_text(record, options.embed_context)
 
@@ -411,18 +389,6 @@ def _index_store(
     (work / "vectors.npy").unlink()
 
 
-def _lexical_doc(record: PassageRecord) -> LexicalDoc:
-    return LexicalDoc(
-        doc_id=record.row_id,
-        text=record.text,
-        title=record.title,
-        section=" > ".join(record.section_path),
-        wiki=record.wiki,
-        language=record.language,
-        page_id=record.page_id,
-    )
-
-
 def _batches(
     ids: np.ndarray, vectors: np.ndarray, size: int = 65_536
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -435,7 +401,7 @@ def _batches(
 
 def _train_sample(vectors: np.ndarray, factory: str) -> np.ndarray:
     """A fixed random sample big enough to train the factory's quantiser (64 per list)."""
-    nlist = _nlist(factory)
+    nlist = nlist_of(factory)
     wanted = train_size(nlist) if nlist else len(vectors)
     if len(vectors) <= wanted:
         return np.asarray(vectors)
@@ -443,12 +409,7 @@ def _train_sample(vectors: np.ndarray, factory: str) -> np.ndarray:
     return np.asarray(vectors[rows])
 
 
-def _nlist(factory: str) -> int:
-    match = re.search(r"IVF(\d+)", factory)
-    return int(match.group(1)) if match else 0
-
-
-def _compare(previous: Generation, store: PassageStore) -> Changes:
+def compare_generations(previous: Generation, store: PassageStore) -> Changes:
     """Pages added, updated (new current revision) and removed relative to ``previous``."""
     old_store = PassageStore(previous.file(STORE_FILE), readonly=True)
     try:
@@ -466,7 +427,7 @@ def _compare(previous: Generation, store: PassageStore) -> Changes:
     return changes
 
 
-def _manifest(
+def build_manifest(
     sources: Sequence[Path],
     embedder: Embedder | ModelInfo,
     options: BuildOptions,

@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -460,3 +461,9 @@ def _chain(
     while first:
         yield first.pop(0)
     yield from rest
+
+
+def nlist_of(factory: str) -> int:
+    """The number of inverted lists a FAISS factory string asks for (0 for a flat index)."""
+    match = re.search(r"IVF(\d+)", factory)
+    return int(match.group(1)) if match else 0

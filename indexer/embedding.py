@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -536,3 +536,29 @@ def _embed_batches(
     finally:
         bar.close()
         log.info("embedding done: %s", stats)
+
+
+class Embeddable(Protocol):
+    """What :func:`embedding_text` reads: a stored :class:`~indexer.store.PassageRecord` or a
+    freshly cut :class:`~indexer.models.Passage` (the workers of a distributed build embed
+    those)."""
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def section_path(self) -> tuple[str, ...]: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+def embedding_text(record: Embeddable, context: str) -> str:
+    """The text embedded for a passage: its words, prefixed with where it stands."""
+    if context == "none":
+        return record.text
+    if context == "title" or not record.section_path:
+        return f"{record.title}. {record.text}"
+    if context == "title_section":
+        return f"{record.title} — {' > '.join(record.section_path)}. {record.text}"
+    raise ValueError(f"unknown embed_context {context!r}; use none, title or title_section")

@@ -45,6 +45,13 @@ from indexer.faults import kill_point
 log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = 1
+# The files of a generation: the passage store, the dense index, the BM25 index, and what
+# incremental updates add beside them (indexer/update.py).
+STORE_FILE = "store.sqlite"
+DENSE_FILE = "dense.faiss"
+LEXICAL_DIR = "lexical"
+DELTA_FILE = "dense-delta.faiss"
+UPDATES_FILE = "updates.json"
 MANIFEST = "manifest.json"
 BUILDING_PREFIX = ".building-"
 # Temporary names of files written atomically (write, fsync, rename) inside a generation.
@@ -256,3 +263,12 @@ class IndexLayout:
             shutil.rmtree(path, ignore_errors=True)
             log.info("pruned generation %s", path.name)
         return doomed
+
+
+def read_version(generation_dir: Path) -> int:
+    """How many update batches a generation has had applied (0 for none or unreadable)."""
+    try:
+        data = json.loads((generation_dir / UPDATES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return 0
+    return int(data.get("version", 0)) if isinstance(data, dict) else 0

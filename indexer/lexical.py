@@ -90,7 +90,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import tantivy
 
@@ -218,7 +218,7 @@ def _normalize_language(language: str) -> str:
     return language.strip().lower()
 
 
-def _group(language: str) -> str:
+def analyzer_group(language: str) -> str:
     """The field group (and analyser) of a language code: ``"simple"`` → ``"en"``."""
     code = _normalize_language(language)
     code = _ALIASES.get(code, code)
@@ -231,7 +231,7 @@ def analyzer_for_language(language: str) -> str:
     >>> analyzer_for_language("simple"), analyzer_for_language("fr"), analyzer_for_language("ja")
     ('wikirag_en', 'wikirag_fr', 'wikirag_other')
     """
-    return f"wikirag_{_group(language)}"
+    return f"wikirag_{analyzer_group(language)}"
 
 
 def _analysis_settings() -> dict[str, Any]:
@@ -284,7 +284,7 @@ def tokenize(text: str, language: str) -> list[str]:
     >>> tokenize("Les anarchistes à l'école", "fr")
     ['le', 'anarch', 'a', 'l', 'ecol']
     """
-    return _analyze(_analyzer(_group(language)), text)
+    return _analyze(_analyzer(analyzer_group(language)), text)
 
 
 def query_terms(query: str, language: str) -> list[str]:
@@ -298,7 +298,7 @@ def query_terms(query: str, language: str) -> list[str]:
     >>> query_terms("To be, or not to be", "en")
     ['to', 'be', 'or', 'not', 'to', 'be']
     """
-    group = _group(language)
+    group = analyzer_group(language)
     terms = _analyze(_analyzer(group, stopwords=True), query)
     return terms if terms else _analyze(_analyzer(group), query)
 
@@ -433,7 +433,7 @@ class LexicalIndexWriter:
         tdoc.add_text(_F_LANGUAGE, _normalize_language(doc.language))
         tdoc.add_integer(_F_PAGE_ID, doc.page_id)
         tdoc.add_text(_F_PAGE_KEY, _page_key(doc.wiki, doc.page_id))
-        tdoc.add_text(_text_field(_group(doc.language)), text)
+        tdoc.add_text(_text_field(analyzer_group(doc.language)), text)
         return tdoc
 
     def add_many(self, docs: Iterable[LexicalDoc]) -> int:
@@ -585,7 +585,7 @@ class LexicalIndex:
         # only costs a few needless term lookups.
         languages: dict[str, set[str]] = {}
         for code, _ in searcher.terms_with_prefix(_F_LANGUAGE, ""):
-            languages.setdefault(_group(code), set()).add(code)
+            languages.setdefault(analyzer_group(code), set()).add(code)
         wikis = frozenset(wiki for wiki, _ in searcher.terms_with_prefix(_F_WIKI, ""))
         return _Snapshot(searcher, {g: frozenset(codes) for g, codes in languages.items()}, wikis)
 
@@ -606,7 +606,7 @@ class LexicalIndex:
         :func:`query_terms`), counted as BM25 counts them (deleted documents included until
         their segments merge). A shard reports these so that a router can score BM25 with
         the statistics of the whole index (:mod:`app.retrieval.router`)."""
-        field = _text_field(_group(language))
+        field = _text_field(analyzer_group(language))
         return int(self._snapshot.searcher.doc_freq(field, term))
 
     def search(
@@ -642,7 +642,7 @@ class LexicalIndex:
             groups = [g for g in _GROUPS if g in present]
         else:
             codes = {_normalize_language(lang) for lang in languages}
-            wanted = {_group(code) for code in codes}
+            wanted = {analyzer_group(code) for code in codes}
             groups = [g for g in _GROUPS if g in present and g in wanted]
             if all(present[g] <= codes for g in groups):
                 languages = None  # these fields hold no other language: filter is redundant
@@ -703,3 +703,43 @@ class LexicalIndex:
             keys = sorted({_page_key(wiki, int(page_id)) for wiki, page_id in page_ids})
             filters.append(tantivy.Query.term_set_query(schema, _F_PAGE_KEY, keys))
         return filters
+
+
+class Indexable(Protocol):
+    """What :func:`lexical_doc` reads from a stored passage
+    (:class:`~indexer.store.PassageRecord`)."""
+
+    @property
+    def row_id(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def section_path(self) -> tuple[str, ...]: ...
+
+    @property
+    def wiki(self) -> str: ...
+
+    @property
+    def language(self) -> str: ...
+
+    @property
+    def page_id(self) -> int: ...
+
+
+def lexical_doc(record: Indexable) -> LexicalDoc:
+    """The BM25 document of a stored passage: the one way builds, updates and shard splits
+    write it."""
+    return LexicalDoc(
+        doc_id=record.row_id,
+        text=record.text,
+        title=record.title,
+        section=" > ".join(record.section_path),
+        wiki=record.wiki,
+        language=record.language,
+        page_id=record.page_id,
+    )

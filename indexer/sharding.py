@@ -48,11 +48,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from indexer.build import DENSE_FILE, LEXICAL_DIR, STORE_FILE, _lexical_doc
 from indexer.dense import DenseIndex, default_index_factory
 from indexer.embedding import Embedder, EmbeddingCache, embed_with_cache
-from indexer.generation import IndexLayout
-from indexer.lexical import LexicalIndex, _group, indexed_text, tokenize
+from indexer.generation import DENSE_FILE, LEXICAL_DIR, STORE_FILE, IndexLayout
+from indexer.lexical import LexicalIndex, analyzer_group, indexed_text, lexical_doc, tokenize
 from indexer.store import PassageStore
 
 log = logging.getLogger(__name__)
@@ -224,10 +223,10 @@ def _lexical_and_ids(store: PassageStore, path: Path) -> tuple[np.ndarray, dict[
     tokens: Counter[str] = Counter()
     with LexicalIndex.create(path) as writer:
         for record in store.iter_current_passages():
-            doc = _lexical_doc(record)
+            doc = lexical_doc(record)
             writer.add(doc)
             ids.append(record.row_id)
-            tokens[_group(doc.language)] += len(tokenize(indexed_text(doc), doc.language))
+            tokens[analyzer_group(doc.language)] += len(tokenize(indexed_text(doc), doc.language))
     stats = {"documents": len(ids), "tokens": dict(sorted(tokens.items()))}
     return np.asarray(ids, dtype=np.int64), stats
 
@@ -271,7 +270,7 @@ class _VectorSource:
         return self._from_cache(store, ids, out), "embedding-cache"
 
     def _from_cache(self, store: PassageStore, ids: np.ndarray, out: np.ndarray) -> np.ndarray:
-        from indexer.build import embedding_text
+        from indexer.embedding import embedding_text
 
         if self._embedder is None:
             self._embedder = Embedder()

@@ -53,7 +53,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import io
-import json
 import logging
 import sqlite3
 import sys
@@ -67,13 +66,27 @@ from typing import IO, Any
 import faiss
 import numpy as np
 
-from indexer.build import DENSE_FILE, LEXICAL_DIR, STORE_FILE, embedding_text
 from indexer.dense import DenseIndex
-from indexer.embedding import Embedder, EmbeddingCache, EmbedStats, embed_with_cache
+from indexer.embedding import (
+    Embedder,
+    EmbeddingCache,
+    EmbedStats,
+    embed_with_cache,
+    embedding_text,
+)
 from indexer.faults import kill_point
-from indexer.generation import IndexLayout, write_json_atomic
+from indexer.generation import (
+    DELTA_FILE,
+    DENSE_FILE,
+    LEXICAL_DIR,
+    STORE_FILE,
+    UPDATES_FILE,
+    IndexLayout,
+    read_version,
+    write_json_atomic,
+)
 from indexer.ingest import IngestOptions, IngestReport, ingest_revision
-from indexer.lexical import LexicalDoc, LexicalIndex, LexicalIndexWriter
+from indexer.lexical import LexicalIndex, LexicalIndexWriter, lexical_doc
 from indexer.models import RawRevision, SkippedItem
 from indexer.sources.open import open_source
 from indexer.sources.wme import iter_ndjson_lines, load_json_line, parse_enterprise_article
@@ -81,8 +94,6 @@ from indexer.store import REVISION_HIDDEN, REVISION_VISIBLE, PassageStore, Revis
 
 log = logging.getLogger(__name__)
 
-DELTA_FILE = "dense-delta.faiss"
-UPDATES_FILE = "updates.json"
 STDIN = "-"
 _EVENT_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz")
 MAX_REPORTED = 200
@@ -333,14 +344,6 @@ def delta_ids(delta: DenseIndex) -> np.ndarray:
     return np.asarray(faiss.vector_to_array(delta.index.id_map), dtype=np.int64)
 
 
-def read_version(generation_dir: Path) -> int:
-    try:
-        data = json.loads((generation_dir / UPDATES_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return 0
-    return int(data.get("version", 0)) if isinstance(data, dict) else 0
-
-
 def _ensure_wal(store: PassageStore, attempts: int = 100) -> None:
     """Put the store in WAL mode (a build finalizes it with a rollback journal), so that
     the service's read-only connections keep reading while a batch is written. The switch
@@ -539,17 +542,7 @@ class _Updater:
                 records.extend(self.store.passages_of_revision(wiki, revision))
         self.report.pages_reindexed += len(changed)
         for record in records:
-            self.writer.add(
-                LexicalDoc(
-                    doc_id=record.row_id,
-                    text=record.text,
-                    title=record.title,
-                    section=" > ".join(record.section_path),
-                    wiki=record.wiki,
-                    language=record.language,
-                    page_id=record.page_id,
-                )
-            )
+            self.writer.add(lexical_doc(record))
         if not records:
             return
         texts = (embedding_text(r, self.embed_context) for r in records)

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.accounts.keys import KeyStore, _digest
+from app.accounts.keys import KeyStore, secret_digest
 from app.accounts.metering import (
     Quota,
     Served,
@@ -338,7 +338,7 @@ def test_keys_cli_sets_quotas_and_a_pre_quota_keys_db_still_works(
         conn.execute(
             "INSERT INTO api_keys VALUES ('00112233aabb', 'old client', ?, ?, 0, NULL, "
             "'2025-01-01T00:00:00Z', NULL)",
-            (salt, _digest(salt, "old-secret")),
+            (salt, secret_digest(salt, "old-secret")),
         )
     old_raw = "wrk_00112233aabb_old-secret"
     with make_client(index_dir, tmp_path) as client:

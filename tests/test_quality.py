@@ -130,7 +130,7 @@ def retriever(tmp_path_factory: pytest.TempPathFactory) -> HybridRetriever:
     index_dir = _quality_index(tmp_path_factory.mktemp("quality"))
     embedder = shared_embedder()
     index = LoadedIndex.open(index_dir, embedder.info)
-    # as `wikirag eval` sets it up (app.cli.main._open_retriever), with the session's embedder
+    # as `wikirag eval` sets it up (app.cli.common.open_retriever), with the session's embedder
     settings = Settings(index_dir=index_dir)
     return HybridRetriever(index, embedder, retrieval_defaults(index.manifest, settings))
 

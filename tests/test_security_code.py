@@ -131,7 +131,7 @@ def test_api_keys_are_compared_in_constant_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # the code: the digest comparison is hmac.compare_digest, never ==
-    for function in (KeyStore.authenticate, app.api.deps._authenticate):
+    for function in (KeyStore.authenticate, app.api.deps.authenticate_bearer):
         tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
         names = {dotted(c.func) for c in calls(tree)}
         assert "hmac.compare_digest" in names, function

@@ -35,7 +35,7 @@ from indexer.build import BuildOptions, rebuild_index
 from indexer.dense import DenseIndex
 from indexer.generation import IndexLayout
 from indexer.ingest import IngestOptions
-from indexer.lexical import LexicalIndex, _group, indexed_text, tokenize
+from indexer.lexical import LexicalIndex, analyzer_group, indexed_text, tokenize
 from indexer.sharding import ShardingError, hash_shard, split_index
 from tests.conftest import ROOT
 from tests.live_server import free_port
@@ -152,10 +152,10 @@ def test_bm25_reproduces_tantivy_scores_exactly(source: Path) -> None:
         docs: dict[int, tuple[str, list[str]]] = {}
         tokens: dict[str, int] = {}
         for record in index.store.iter_current_passages():
-            from indexer.build import _lexical_doc
+            from indexer.lexical import lexical_doc
 
-            doc = _lexical_doc(record)
-            group = _group(doc.language)
+            doc = lexical_doc(record)
+            group = analyzer_group(doc.language)
             toks = tokenize(indexed_text(doc), doc.language)
             docs[record.row_id] = (group, toks)
             tokens[group] = tokens.get(group, 0) + len(toks)

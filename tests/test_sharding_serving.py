@@ -35,7 +35,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.api.routes.search import _result, search_request
+from app.api.queries import search_request, search_result
 from app.api.schemas import SearchBody
 from app.retrieval.retriever import HybridRetriever, LoadedIndex, defaults_from_manifest
 from indexer.build import build_index
@@ -132,7 +132,7 @@ def _expected(retriever: HybridRetriever, body: dict[str, Any]) -> list[dict[str
     """What a single index answers for ``body``: the results as the API writes them."""
     request = search_request(SearchBody(**body), body["query"])
     hits = retriever.search(request)
-    return [_result(rank, hit).model_dump(mode="json") for rank, hit in enumerate(hits, 1)]
+    return [search_result(rank, hit).model_dump(mode="json") for rank, hit in enumerate(hits, 1)]
 
 
 # -- as shipped ---------------------------------------------------------------------------

@@ -33,17 +33,10 @@ from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, Se
 from app.settings import Settings
 from indexer.build import BuildOptions, build_index, rebuild_index
 from indexer.embedding import Embedder
-from indexer.generation import IndexLayout
+from indexer.generation import DELTA_FILE, IndexLayout
 from indexer.ingest import IngestOptions
 from indexer.store import PassageStore
-from indexer.update import (
-    DELTA_FILE,
-    UpdateOptions,
-    UpdateReport,
-    apply_updates,
-    delta_ids,
-    load_delta,
-)
+from indexer.update import UpdateOptions, UpdateReport, apply_updates, delta_ids, load_delta
 from tests.conftest import ENWIKI_XML, REALTIME, ROOT, SAMPLES
 
 pytestmark = pytest.mark.slow

@@ -130,7 +130,8 @@ class ApiKey:
         }
 
 
-def _digest(salt: bytes, secret: str) -> str:
+def secret_digest(salt: bytes, secret: str) -> str:
+    """The stored form of a key's secret: HMAC-SHA256 under the key's own salt."""
     return hmac.new(salt, secret.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
@@ -198,7 +199,7 @@ class KeyStore:
                 "INSERT INTO api_keys (key_id, name, salt, digest, admin, rate_limit, "
                 "created_at, quota_requests, quota_passages, store_queries) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key_id, record.name, salt, _digest(salt, secret), int(admin), rate_limit,
+                (key_id, record.name, salt, secret_digest(salt, secret), int(admin), rate_limit,
                  record.created_at, quota_requests, quota_passages, int(store_queries)),
             )  # fmt: skip
         return record, f"{KEY_PREFIX}_{key_id}_{secret}"
@@ -269,7 +270,7 @@ class KeyStore:
             ).fetchone()
         if row is None:
             raise AuthenticationFailed("unknown", f"API key {key_id} is not known")
-        if not hmac.compare_digest(_digest(bytes(row[-2]), secret), str(row[-1])):
+        if not hmac.compare_digest(secret_digest(bytes(row[-2]), secret), str(row[-1])):
             raise AuthenticationFailed("invalid", f"API key {key_id} is not valid")
         record = _record(row[:-2])
         if record.revoked:

@@ -106,7 +106,8 @@ def _unauthorized(code: str, message: str, *, invalid: bool) -> ApiError:
     return ApiError(401, code, message, headers={"WWW-Authenticate": challenge})
 
 
-def _authenticate(services: Services, token: str | None) -> Principal:
+def authenticate_bearer(services: Services, token: str | None) -> Principal:
+    """The principal a bearer token names (open access: anonymous); 401 when it names none."""
     settings = services.settings
     if token is None:
         if settings.open_access:
@@ -183,7 +184,7 @@ def get_principal(
 ) -> Principal:
     """Authenticate the caller, take one token from its rate-limit bucket, and count the
     request for its key (429 when a monthly quota is used up)."""
-    principal = _authenticate(services, credentials.credentials if credentials else None)
+    principal = authenticate_bearer(services, credentials.credentials if credentials else None)
     info = request_info(request.scope)
     info.key_id = principal.key_id
     meter = services.meter

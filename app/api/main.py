@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.accounts.keys import KeyStore, RateLimiter
 from app.accounts.metering import UsageMeter
-from app.api.deps import Services, _authenticate, get_principal, get_services, require_admin
+from app.api.deps import Services, authenticate_bearer, get_principal, get_services, require_admin
 from app.api.metrics import Metrics, ObservabilityMiddleware, request_info
 from app.api.routes import (
     admin,
@@ -146,7 +146,7 @@ def _refused_key(request: Request) -> ApiError | None:
     scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
     bearer = token if scheme.lower() == "bearer" and token else None
     try:
-        principal = _authenticate(get_services(request), bearer)
+        principal = authenticate_bearer(get_services(request), bearer)
         if require_admin in calls:
             require_admin(principal)
     except ApiError as refused:

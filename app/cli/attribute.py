@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from app.cli.main import EXIT_OK, EXIT_USAGE, CommandError, _build_settings_plain, _open_retriever
+from app.cli.common import EXIT_OK, EXIT_USAGE, CommandError, open_retriever, retrieval_settings
 from app.settings import Settings
 
 WME_SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples" / "wme"
@@ -30,7 +30,7 @@ def cmd_attribute(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    attributor = AnswerAttributor(_open_retriever(settings))
+    attributor = AnswerAttributor(open_retriever(settings))
     options = AttributeOptions(
         passage_ids=tuple(args.passage_ids) if args.passage_ids else None,
         wikis=tuple(args.wikis) if args.wikis else None,
@@ -73,7 +73,7 @@ def cmd_eval_attribution(args: argparse.Namespace, settings: Settings) -> int:
     from app.evaluation.attribution import evaluate_attribution, heldout_store
 
     sources = args.heldout or sorted(WME_SAMPLES.glob("*_namespace_0.tar.gz"))
-    attributor = AnswerAttributor(_open_retriever(settings))
+    attributor = AnswerAttributor(open_retriever(settings))
     with tempfile.TemporaryDirectory() as tmp:
         held = heldout_store(sources, Path(tmp) / "heldout.sqlite")
         try:
@@ -130,7 +130,7 @@ def add_attribute_parsers(commands: Any) -> None:
     )
     attribute.add_argument("--max-answer-chars", type=int, help="longest answer (default 5000)")
     attribute.add_argument("--json", action="store_true", help="print the result as JSON")
-    attribute.set_defaults(handler=cmd_attribute, settings_from=_build_settings_plain)
+    attribute.set_defaults(handler=cmd_attribute, settings_from=retrieval_settings)
 
     evaluate = commands.add_parser(
         "eval-attribution",
@@ -152,4 +152,4 @@ def add_attribute_parsers(commands: Any) -> None:
     evaluate.add_argument("--per-kind", type=int, default=40, help="sentences per kind")
     evaluate.add_argument("--seed", type=int, default=13)
     evaluate.add_argument("--output", type=Path, help="write the figures as JSON here")
-    evaluate.set_defaults(handler=cmd_eval_attribution, settings_from=_build_settings_plain)
+    evaluate.set_defaults(handler=cmd_eval_attribution, settings_from=retrieval_settings)

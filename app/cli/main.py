@@ -17,55 +17,22 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from app.cli.common import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SKIPPED,
+    EXIT_USAGE,
+    CommandError,
+    Handler,
+    license_rule,
+    open_retriever,
+    positive_int,
+    retrieval_settings,
+    settings_from_args,
+)
 from app.settings import Settings
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_SKIPPED = 3
-EXIT_INTERRUPTED = 130
-
-EXIT_CODES_HELP = """exit status:
-  0    success
-  1    the command failed (the message says why; nothing published was changed)
-  2    bad arguments or configuration
-  3    finished, but some input items were skipped (the summary lists them)
-  130  interrupted (Ctrl-C); committed batches are kept, the open one is rolled back
-"""
-
-Handler = Callable[[argparse.Namespace, Settings], int]
-
-
-class CommandError(Exception):
-    """A failure the operator can act on; printed without a traceback."""
-
-
-def _settings(args: argparse.Namespace, names: Sequence[str]) -> Settings:
-    overrides: dict[str, Any] = {}
-    for name in names:
-        value = getattr(args, name, None)
-        if value is not None:
-            overrides[name] = value
-    return Settings(**overrides)
-
-
-def _positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (0 or less is a usage error, exit 2)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
-    return value
-
-
-def _license_rule(item: str) -> tuple[str, str]:
-    """``WIKI=RULE`` → ``(wiki, rule)``; a malformed value is a usage error (exit 2)."""
-    wiki, sep, rule = item.partition("=")
-    if not sep or not wiki or not rule:
-        raise argparse.ArgumentTypeError(f"expected WIKI=RULE (e.g. enwiki=auto), got {item!r}")
-    return wiki, rule
 
 
 def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +55,7 @@ def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
         "--license-rule",
         dest="license_rule",
         action="append",
-        type=_license_rule,
+        type=license_rule,
         metavar="WIKI=RULE",
         help="license of a wiki's XML export revisions: 'auto' (CC BY-SA 3.0 before "
         "2023-06-07, 4.0 from then on; the default) or an SPDX id (CC-BY-SA-4.0)",
@@ -102,12 +69,7 @@ INGEST_SETTING_NAMES = ("wiki", "namespaces", "max_words", "overlap_words", "lic
 def _ingest_settings(args: argparse.Namespace, more_names: Sequence[str] = ()) -> Settings:
     """Settings from the environment and the ingest flags plus ``more_names``; every flag
     given (0 and 0.0 included) is validated like its WIKIRAG_* variable."""
-    if args.license_rule:
-        args.license_rules = dict(args.license_rule)
-    settings = _settings(args, (*INGEST_SETTING_NAMES, *more_names))
-    if args.no_progress:
-        settings.progress = False
-    return settings
+    return settings_from_args(args, (*INGEST_SETTING_NAMES, *more_names))
 
 
 def _emit(
@@ -488,42 +450,23 @@ def _add_prune_parser(commands: Any) -> None:
     prune.add_argument("--index", dest="index_dir", type=Path, help="index directory")
     prune.add_argument(
         "--keep-days",
-        type=_positive_int,
+        type=positive_int,
         help="keep superseded revisions saved within this many days (at least 1)",
     )
-    prune.set_defaults(handler=cmd_prune_revisions, settings_from=_build_settings_plain)
+    prune.set_defaults(handler=cmd_prune_revisions, settings_from=retrieval_settings)
 
 
 # -- search / eval ------------------------------------------------------------------------
 
 
-def _open_retriever(settings: Settings) -> Any:
-    from app.retrieval.retriever import HybridRetriever, LoadedIndex, serving_embedder
-    from app.serving import retrieval_defaults
-
-    embedder = serving_embedder(
-        settings.model,
-        settings.query_threads,
-        query_encoder=settings.query_encoder,
-        onnx_cache_dir=settings.onnx_cache_dir,
-    )
-    index = LoadedIndex.open(settings.index_dir, embedder.info)
-    return HybridRetriever(
-        index,
-        embedder,
-        retrieval_defaults(index.manifest, settings),
-        encode_cache_size=settings.encode_cache_size,
-    )
-
-
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    from app.attribution.present import present
     from app.retrieval.fusion import FusionMethod
     from app.retrieval.retriever import SearchMode, SearchRequest
-    from indexer.urls import revision_permalink
 
     if not args.query.strip():
         raise CommandError("the query is empty")
-    retriever = _open_retriever(settings)
+    retriever = open_retriever(settings)
     request = SearchRequest(
         args.query,
         k=args.k,
@@ -536,21 +479,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         alpha=args.alpha,
     )
     hits = retriever.search(request)
-    rows = [
-        {
-            "rank": rank,
-            "passage_id": h.passage.passage_id,
-            "title": h.passage.title,
-            "section": " > ".join(h.passage.section_path),
-            "revision_id": h.passage.revision_id,
-            "revision_timestamp": h.passage.revision_timestamp,
-            "url": revision_permalink(h.passage),
-            "license": h.passage.license.identifier,
-            "scores": {k: round(v, 4) for k, v in h.scores.items()},
-            "text": h.passage.text,
-        }
-        for rank, h in enumerate(hits, start=1)
-    ]
+    rows = [present(h.passage).cli_row(rank, h.scores) for rank, h in enumerate(hits, start=1)]
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -573,7 +502,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from app.retrieval.fusion import FusionMethod
     from app.retrieval.retriever import SearchMode
 
-    retriever = _open_retriever(settings)
+    retriever = open_retriever(settings)
     questions = list(load_questions(args.questions))
     if args.limit is not None:
         questions = questions[: args.limit]
@@ -628,7 +557,7 @@ def _serve_settings(args: argparse.Namespace) -> Settings:
         args.shard = None
     if getattr(args, "shard_urls", None):
         args.shard_urls = ",".join(args.shard_urls)  # as WIKIRAG_SHARD_URLS reads them
-    settings = _settings(args, SERVE_SETTING_NAMES)
+    settings = settings_from_args(args, SERVE_SETTING_NAMES)
     if getattr(args, "router", False) and not settings.shard_urls:
         raise CommandError(
             "--router needs the shards: --shard-url URL (repeat) or WIKIRAG_SHARD_URLS"
@@ -796,7 +725,7 @@ def _keys_quota(keys: Any, args: argparse.Namespace) -> int:
 
 
 def _keys_settings(args: argparse.Namespace) -> Settings:
-    return _settings(args, ("index_dir", "keys_db"))
+    return settings_from_args(args, ("index_dir", "keys_db"))
 
 
 def _add_serve_parsers(commands: Any) -> None:
@@ -1000,16 +929,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query", help="the question or keywords")
     search.add_argument("--index", dest="index_dir", type=Path, help="index directory")
     search.add_argument("--model", help="embedding model (must match the index)")
-    search.add_argument(
-        "-k", type=_positive_int, default=10, help="number of passages (default 10)"
-    )
+    search.add_argument("-k", type=positive_int, default=10, help="number of passages (default 10)")
     search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
     search.add_argument("--wiki", dest="wikis", action="append", help="only this wiki")
     search.add_argument("--language", dest="languages", action="append", help="only this language")
-    search.add_argument("--max-per-article", type=_positive_int, help="cap passages per article")
+    search.add_argument("--max-per-article", type=positive_int, help="cap passages per article")
     search.add_argument("--json", action="store_true", help="print results as JSON")
     _add_retrieval_flags(search)
-    search.set_defaults(handler=cmd_search, settings_from=_build_settings_plain)
+    search.set_defaults(handler=cmd_search, settings_from=retrieval_settings)
 
     evaluate = commands.add_parser(
         "eval",
@@ -1023,8 +950,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--questions", type=Path, required=True, help="questions JSONL")
     evaluate.add_argument("--output", type=Path, help="write the figures as JSON here")
     evaluate.add_argument("--model", help="embedding model (must match the index)")
-    evaluate.add_argument("--limit", type=_positive_int, help="only the first N questions")
-    evaluate.add_argument("--max-per-article", type=_positive_int, help="cap passages per article")
+    evaluate.add_argument("--limit", type=positive_int, help="only the first N questions")
+    evaluate.add_argument("--max-per-article", type=positive_int, help="cap passages per article")
     evaluate.add_argument(
         "--compare-fusion",
         action="store_true",
@@ -1032,7 +959,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_retrieval_flags(evaluate)
-    evaluate.set_defaults(handler=cmd_eval, settings_from=_build_settings_plain)
+    evaluate.set_defaults(handler=cmd_eval, settings_from=retrieval_settings)
     _add_serve_parsers(commands)
     from app.cli.shard import add_shard_parser
 
@@ -1048,14 +975,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_mcp_parser(commands)
     return parser
-
-
-def _build_settings_plain(args: argparse.Namespace) -> Settings:
-    names = ("index_dir", "model", "fusion", "rrf_k", "alpha")
-    settings = _settings(args, names)
-    if getattr(args, "no_progress", False):
-        settings.progress = False
-    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:

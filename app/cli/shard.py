@@ -12,7 +12,7 @@ from app.settings import Settings
 
 
 def cmd_shard(args: argparse.Namespace, settings: Settings) -> int:
-    from app.cli.main import EXIT_USAGE
+    from app.cli.common import EXIT_USAGE
     from indexer.sharding import ShardingError, split_index
 
     try:

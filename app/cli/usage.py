@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from app.cli.main import EXIT_OK, CommandError, _settings
+from app.cli.common import EXIT_OK, CommandError, settings_from_args
 from app.settings import Settings
 
 CSV_COLUMNS = (
@@ -109,7 +109,7 @@ def cmd_usage_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _usage_settings(args: argparse.Namespace) -> Settings:
-    return _settings(args, ("index_dir", "keys_db", "usage_db"))
+    return settings_from_args(args, ("index_dir", "keys_db", "usage_db"))
 
 
 def add_usage_parsers(commands: Any) -> None:

@@ -30,7 +30,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from app.attribution.citations import CitationError
-from app.attribution.license import build_attribution
+from app.attribution.present import present
 from app.attribution.verifier import AnswerAttributor, AttributeOptions, MalformedPassageIds
 from app.retrieval.retriever import SearchMode, SearchRequest, serving_embedder
 from app.serving import ServingIndex, open_serving
@@ -38,8 +38,6 @@ from app.settings import Settings
 from indexer import __version__
 from indexer.generation import IndexLayout
 from indexer.models import parse_passage_id
-from indexer.store import PassageRecord
-from indexer.urls import revision_permalink
 
 log = logging.getLogger(__name__)
 
@@ -51,34 +49,6 @@ INSTRUCTIONS = (
     "revision permalink ('url'), its license and a ready-to-use attribution ('attribution.text'"
     ", '.markdown', '.html'): when you quote or paraphrase a passage, show its attribution."
 )
-
-
-def passage_dict(record: PassageRecord) -> dict[str, Any]:
-    """A passage as the tools return it: text, where it is, license and attribution."""
-    attribution = build_attribution(record)
-    license_ = attribution.license
-    return {
-        "passage_id": record.passage_id,
-        "title": record.title,
-        "section": " > ".join(record.section_path),
-        "wiki": record.wiki,
-        "language": record.language,
-        "revision_id": record.revision_id,
-        "revision_timestamp": record.revision_timestamp,
-        "url": revision_permalink(record),
-        "text": record.text,
-        "license": {
-            "identifier": license_.identifier,
-            "short_name": license_.short_name,
-            "url": license_.url,
-        },
-        "attribution": {
-            "text": attribution.text,
-            "markdown": attribution.markdown,
-            "html": attribution.html,
-            "authors_url": attribution.authors_url,
-        },
-    }
 
 
 class WikiragTools:
@@ -131,7 +101,7 @@ class WikiragTools:
         results = []
         for rank, hit in enumerate(hits, start=1):
             scores = {name: round(value, 4) for name, value in hit.scores.items()}
-            results.append({"rank": rank, **passage_dict(hit.passage), "scores": scores})
+            results.append({"rank": rank, **present(hit.passage).tool_fields(), "scores": scores})
         return {
             "query": query,
             "mode": search_mode.value,
@@ -154,7 +124,7 @@ class WikiragTools:
             raise ToolError(f"passage {passage_id!r} is no longer available ({record.suppressed})")
         current = record.current_revision_id
         return {
-            **passage_dict(record),
+            **present(record).tool_fields(),
             "is_current": record.revision_id == current,
             "current_revision_id": current,
             "generation": self.serving.name,

@@ -123,7 +123,7 @@ class LoadedIndex:
         ``updates.json`` version changed, reload the tantivy searcher and the delta dense
         index. The store needs nothing (SQLite readers see each committed transaction).
         Returns whether anything was reloaded."""
-        from indexer.update import DELTA_FILE, read_version
+        from indexer.generation import DELTA_FILE, read_version
 
         version = read_version(self.generation.path)
         if version == self.updates_version:

@@ -45,8 +45,7 @@ import numpy as np
 
 from app.retrieval.fusion import FusedHit, FusionMethod, linear, rrf
 from app.retrieval.retriever import RetrievalDefaults, SearchHit, SearchMode, SearchRequest
-from indexer.build import _lexical_doc
-from indexer.lexical import _group, indexed_text, query_terms, tokenize
+from indexer.lexical import analyzer_group, indexed_text, lexical_doc, query_terms, tokenize
 from indexer.models import License
 from indexer.store import PassageRecord
 
@@ -169,16 +168,16 @@ def shard_candidates(
     records = index.store.passages_by_rows(
         sorted({doc for doc, _ in dense_hits} | {doc for doc, _ in lexical_hits})
     )
-    groups = sorted({_group(language) for language in serving.languages})
+    groups = sorted({analyzer_group(language) for language in serving.languages})
     terms = {group: term_counts(query, group) for group in groups}
     term_freqs: dict[str, Any] = {}
     for doc, _ in lexical_hits:
         record = records.get(doc)
         if record is None:
             continue
-        lexical_doc = _lexical_doc(record)
-        group = _group(lexical_doc.language)
-        tokens = tokenize(indexed_text(lexical_doc), lexical_doc.language)
+        doc_fields = lexical_doc(record)
+        group = analyzer_group(doc_fields.language)
+        tokens = tokenize(indexed_text(doc_fields), doc_fields.language)
         wanted = {term for term, _ in terms.get(group, [])}
         counts = Counter(token for token in tokens if token in wanted)
         term_freqs[str(doc)] = {"group": group, "length": len(tokens), "tf": dict(counts)}

@@ -47,14 +47,12 @@ import ray.data
 import ray.exceptions
 
 from indexer.build import (
-    DENSE_FILE,
-    STORE_FILE,
     BuildError,
     BuildOptions,
     BuildReport,
-    _compare,
-    _current_or_none,
-    _manifest,
+    build_manifest,
+    compare_generations,
+    current_or_none,
 )
 from indexer.distributed.shards import (
     SHARD_DIR,
@@ -69,7 +67,7 @@ from indexer.distributed.shards import (
 )
 from indexer.distributed.units import SplitOptions, WorkUnit, plan_units
 from indexer.embedding import DEFAULT_MODEL, Embedder, EmbedStats, ModelInfo
-from indexer.generation import IndexLayout
+from indexer.generation import DENSE_FILE, STORE_FILE, IndexLayout
 from indexer.ingest import IngestOptions
 from indexer.sources.xml_dump import SourceError
 from indexer.store import PassageStore
@@ -125,7 +123,7 @@ def build_index_ray(
     try:
         with layout.lock():
             layout.cleanup_incomplete()
-            previous = _current_or_none(layout)
+            previous = current_or_none(layout)
             with layout.new_generation() as work:
                 shard_dir = work.path / SHARD_DIR
                 shard_dir.mkdir()
@@ -148,13 +146,13 @@ def build_index_ray(
                     report.dense_params = dict(dense.params)
                     report.stage_seconds["indexes"] = time.perf_counter() - started
                     if previous is not None:
-                        report.changes = _compare(previous, store)
+                        report.changes = compare_generations(previous, store)
                     store.finalize()
                     counts = store.counts()
                 finally:
                     store.close()
                 shutil.rmtree(shard_dir)
-                manifest = _manifest(sources, info, options, report, counts)
+                manifest = build_manifest(sources, info, options, report, counts)
                 manifest["engine"] = "ray"
                 manifest["shards"] = [s.manifest_entry() for s in summaries]
                 generation = layout.publish(work, manifest)

@@ -39,19 +39,11 @@ from typing import Any
 
 import numpy as np
 
-from indexer.build import (
-    LEXICAL_DIR,
-    BuildError,
-    BuildOptions,
-    BuildReport,
-    _lexical_doc,
-    _nlist,
-    embedding_text,
-    file_checksum,
-)
-from indexer.dense import DenseIndex, default_index_factory, train_size
+from indexer.build import BuildError, BuildOptions, BuildReport, file_checksum
+from indexer.dense import DenseIndex, default_index_factory, nlist_of, train_size
 from indexer.distributed.units import WorkUnit, read_unit
-from indexer.embedding import Embedder, EmbeddingCache, EmbedStats, embed_with_cache
+from indexer.embedding import Embedder, EmbeddingCache, EmbedStats, embed_with_cache, embedding_text
+from indexer.generation import LEXICAL_DIR
 from indexer.ingest import (
     IngestOptions,
     IngestReport,
@@ -59,7 +51,7 @@ from indexer.ingest import (
     ingest_revision,
     prepare_revision,
 )
-from indexer.lexical import LexicalIndex
+from indexer.lexical import LexicalIndex, lexical_doc
 from indexer.models import License, Passage, RawRevision, Section, SiteInfo, SkippedItem
 from indexer.store import PassageStore
 
@@ -403,7 +395,7 @@ def fill_indexes(
         for i, record in enumerate(store.iter_current_passages()):
             placement.row_ids[i] = record.row_id
             placement.shard[i], placement.position[i] = shards.find(record.passage_id)
-            writer.add(_lexical_doc(record))
+            writer.add(lexical_doc(record))
         writer.commit()
     report.passages = total
     factory = options.factory or default_index_factory(total)
@@ -476,7 +468,7 @@ def _train_sample(
 ) -> np.ndarray:
     """The local build's sample (the same rows of the same vectors), gathered from shards."""
     total = len(placement.row_ids)
-    nlist = _nlist(factory)
+    nlist = nlist_of(factory)
     wanted = train_size(nlist) if nlist else total
     rows = np.arange(total)
     if total > wanted:

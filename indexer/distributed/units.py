@@ -34,7 +34,7 @@ from typing import Any, Final, Literal
 from indexer.ingest import IngestOptions
 from indexer.models import RawRevision, SkippedItem
 from indexer.sources.open import open_source
-from indexer.sources.wme import EnterpriseSnapshotReader, _unsafe_member
+from indexer.sources.wme import EnterpriseSnapshotReader, unsafe_member
 from indexer.sources.xml_dump import ByteStream, MediaWikiDumpReader, open_maybe_compressed
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def _archive_pieces(path: Path, options: SplitOptions) -> list[dict[str, Any]]:
     with tarfile.open(path, "r|*") as archive:
         for position, member in enumerate(archive):
             named = {"source": str(path), "member": position, "member_name": member.name}
-            if _unsafe_member(member) is not None:
+            if unsafe_member(member) is not None:
                 pieces.append({**named, "kind": "member"})
                 continue
             if member.isdir() or not member.name.lower().endswith(_MEMBER_SUFFIXES):

@@ -308,7 +308,7 @@ def load_json_line(line: bytes, location: str) -> object:
     return obj
 
 
-def _unsafe_member(member: tarfile.TarInfo) -> str | None:
+def unsafe_member(member: tarfile.TarInfo) -> str | None:
     """Why a member must not be read, or None for a regular file with a safe name."""
     name = member.name
     if name.startswith(("/", "\\")) or PurePosixPath(name).is_absolute():
@@ -415,7 +415,7 @@ class EnterpriseSnapshotReader:
     def _member_stream(
         self, archive: tarfile.TarFile, member: tarfile.TarInfo
     ) -> ByteStream | SkippedItem | None:
-        problem = _unsafe_member(member)
+        problem = unsafe_member(member)
         if problem is not None:
             return self._skip(
                 f"{self.path.name}:{member.name}", "unsafe-tar-member", f"{problem}; not read"

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from app.accounts.metering import Served
 from app.api.deps import PrincipalDep, ServicesDep, ServingDep
-from app.api.routes.search import _check_filters
+from app.api.queries import check_filters
 from app.api.schemas import MAX_FILTER_VALUES, ApiError, FilterValue, error_responses
 from app.attribution.license import Attribution
 from app.attribution.verifier import (
@@ -160,7 +160,7 @@ def attribute(
     unsupported), the matching quote and the attribution; plus the answer rewritten with
     footnotes and its numbered references."""
     answer = check_answer(body.answer, services.settings.max_answer_chars)
-    _check_filters(body, serving.sites, serving.languages)  # type: ignore[arg-type]
+    check_filters(body, serving.sites, serving.languages)  # type: ignore[arg-type]
     options = AttributeOptions(
         passage_ids=tuple(body.passage_ids) if body.passage_ids else None,
         wikis=tuple(body.wikis) if body.wikis else None,

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from app.api.deps import PrincipalDep, ServicesDep, ServingDep
-from app.api.routes.search import passage_fields
 from app.api.schemas import ApiError, PassageResponse, error_responses
+from app.attribution.present import present
 from indexer.models import parse_passage_id
 from indexer.urls import revision_url
 
@@ -83,7 +83,7 @@ def get_passage(
         }
     return PassageResponse.model_validate(
         {
-            **passage_fields(record),
+            **present(record).api_fields(),
             "is_current": record.revision_id == current,
             "current_revision_id": current,
             "superseded_by": superseded,

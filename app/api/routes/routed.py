@@ -19,7 +19,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.api.deps import PrincipalDep, ServicesDep
-from app.api.routes.search import _check_filters, _check_query, _result, search_request
+from app.api.queries import check_filters, check_query, search_request, search_result
 from app.api.schemas import (
     ApiError,
     SearchBody,
@@ -64,7 +64,7 @@ async def search(
     out."""
     started = time.perf_counter()
     shards = get_router(request)
-    query = _check_query(body, services.settings)
+    query = check_query(body, services.settings)
     await shards.refresh(missing_only=True, every=INFO_RETRY_SECONDS)
     sites = shards.sites()
     languages = {s["language"] for s in sites.values()}
@@ -73,7 +73,7 @@ async def search(
     ):  # perhaps on a shard not heard from yet: ask it now
         await shards.refresh(missing_only=True)
         sites = shards.sites()
-    _check_filters(body, sites, frozenset(s["language"] for s in sites.values()))
+    check_filters(body, sites, frozenset(s["language"] for s in sites.values()))
     retrieval_request = search_request(body, query)
     vector = None
     if body.mode is not SearchMode.LEXICAL:
@@ -82,7 +82,7 @@ async def search(
     merged = await shards.search(retrieval_request, vector, services.embedder.info.model_id)
     if not merged.generations:
         raise _unavailable(merged.missing)
-    results = [_result(rank, hit) for rank, hit in enumerate(merged.hits, start=1)]
+    results = [search_result(rank, hit) for rank, hit in enumerate(merged.hits, start=1)]
     services.metrics.passages.labels(route="/v1/search").inc(len(results))
     for url, count in merged.followups.items():
         services.metrics.shard_followups.labels(shard=url).inc(count)

@@ -1,0 +1,78 @@
+"""The rules of a search request shared by the single-index route (``routes/search``), the
+routed one (``routes/routed``) and answer attribution (``routes/attribute``): the query and
+filter checks, the retriever's request for a body, and a hit's answer. Routes import these
+(like ``deps`` and ``schemas``), never each other."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from app.api.schemas import ApiError, Scores, SearchBody, SearchResult
+from app.attribution.present import present
+from app.retrieval.retriever import SearchHit, SearchRequest
+from app.settings import Settings
+
+
+def search_result(rank: int, hit: SearchHit) -> SearchResult:
+    """One ranked hit as the API answers it: the passage's public view, its rank and scores."""
+    scores = Scores(
+        dense=hit.scores.get("dense"),
+        lexical=hit.scores.get("lexical"),
+        fused=hit.scores.get("fused", 0.0),
+    )
+    return SearchResult.model_validate(
+        {**present(hit.passage).api_fields(), "rank": rank, "scores": scores}
+    )
+
+
+def search_request(body: SearchBody, query: str) -> SearchRequest:
+    """The retriever's request for a validated body (``query`` already checked)."""
+    return SearchRequest(
+        query,
+        k=body.k,
+        mode=body.mode,
+        fusion=body.fusion,
+        wikis=tuple(body.wikis) if body.wikis else None,
+        languages=tuple(body.languages) if body.languages else None,
+        max_per_article=body.max_per_article,
+    )
+
+
+def check_query(body: SearchBody, settings: Settings) -> str:
+    """The query of a search body, refused (422) when empty or longer than the service allows."""
+    query = body.query
+    if not query.strip():
+        raise ApiError(422, "empty-query", "the query is empty (or only whitespace)")
+    if len(query) > settings.max_query_chars:
+        raise ApiError(
+            422,
+            "query-too-long",
+            f"the query has {len(query)} characters; the most this service accepts is "
+            f"{settings.max_query_chars}",
+            length=len(query),
+            max_query_chars=settings.max_query_chars,
+        )
+    return query
+
+
+def check_filters(body: SearchBody, sites: Mapping[str, object], languages: frozenset[str]) -> None:
+    unknown = sorted({w for w in body.wikis or () if w not in sites})
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown-wiki",
+            f"wiki(s) {', '.join(map(repr, unknown))} are not indexed; indexed wikis: "
+            f"{', '.join(sorted(sites))}",
+            unknown=unknown,
+            indexed_wikis=sorted(sites),
+        )
+    unknown = sorted({lang for lang in body.languages or () if lang not in languages})
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown-language",
+            f"language(s) {', '.join(map(repr, unknown))} are not indexed; indexed languages: "
+            f"{', '.join(sorted(languages))}",
+            unknown=unknown,
+            indexed_languages=sorted(languages),
+        )

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from indexer.build import BuildOptions
 from indexer.chunking import DEFAULT_MAX_WORDS, ChunkingConfig
-from indexer.ingest import IngestOptions
 from indexer.licensing import LicensePolicy
 from indexer.sources.wme import DEFAULT_MAX_LINE_BYTES
+
+if TYPE_CHECKING:  # the options classes live with the pipeline, which loads FAISS and tantivy
+    from indexer.build import BuildOptions
+    from indexer.ingest import IngestOptions
 
 _ORIGIN: Final = re.compile(r"https?://[A-Za-z0-9.\[\]:-]+")
 
@@ -279,6 +281,8 @@ class Settings(BaseSettings):
         return LicensePolicy.from_rules(self.license_rules)
 
     def ingest_options(self) -> IngestOptions:
+        from indexer.ingest import IngestOptions
+
         return IngestOptions(
             chunking=self.chunking(),
             licenses=self.license_policy(),
@@ -298,6 +302,8 @@ class Settings(BaseSettings):
         }
 
     def build_options(self) -> BuildOptions:
+        from indexer.build import BuildOptions
+
         return BuildOptions(
             ingest=self.ingest_options(),
             model=self.model,

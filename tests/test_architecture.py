@@ -43,3 +43,17 @@ def test_the_import_contracts_hold() -> None:
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "3 kept, 0 broken" in result.stdout
+
+
+def test_loading_the_settings_loads_nothing_heavy() -> None:
+    # `wikirag --help`, a settings error and every worker start read the settings first:
+    # they must not wait for FAISS, tantivy, the wikitext parser or torch.
+    code = (
+        "import sys, app.settings; "
+        "print(sorted(m for m in ('faiss', 'tantivy', 'mwparserfromhell', 'torch', "
+        "'indexer.build', 'indexer.ingest') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

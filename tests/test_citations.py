@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from app.api.errors import http_status
 from app.attribution.citations import CitationError, CitationRecord, CitationResolver
 from indexer.chunking import PageRef, chunk_sections
 from indexer.models import CC_BY_SA_4, RawRevision, Section, SiteInfo
@@ -274,7 +275,7 @@ def _error(resolver: CitationResolver, url: str) -> CitationError:
 
 def test_unknown_wiki_lists_the_indexed_wikis(resolver: CitationResolver) -> None:
     error = _error(resolver, "https://it.wikipedia.org/wiki/Albert_Einstein")
-    assert (error.code, error.http_status) == ("unknown-wiki", 404)
+    assert (error.code, http_status(error.code)) == ("unknown-wiki", 404)
     assert "it.wikipedia.org is not indexed" in error.message
     for wiki in ("enwiki (en.wikipedia.org)", "frwiki (fr.wikipedia.org)", "simplewiki"):
         assert wiki in error.message
@@ -308,7 +309,7 @@ def test_unknown_wiki_lists_the_indexed_wikis(resolver: CitationResolver) -> Non
 )
 def test_unknown_title(resolver: CitationResolver, url: str, expected: str) -> None:
     error = _error(resolver, url)
-    assert (error.code, error.http_status) == ("unknown-title", 404)
+    assert (error.code, http_status(error.code)) == ("unknown-title", 404)
     assert expected in error.message
 
 
@@ -326,7 +327,7 @@ def test_revision_not_indexed_lists_the_stored_revisions_of_the_page(
     error = _error(
         resolver, "https://en.wikipedia.org/w/index.php?title=Albert_Einstein&oldid=123456"
     )
-    assert (error.code, error.http_status) == ("revision-not-indexed", 404)
+    assert (error.code, http_status(error.code)) == ("revision-not-indexed", 404)
     assert "revision 123456 of enwiki is not in the index" in error.message
     assert "'Albert Einstein'" in error.message
     assert "1270870723 (2025-01-21, current)" in error.message
@@ -347,12 +348,12 @@ def test_revision_not_indexed_by_revision(resolver: CitationResolver) -> None:
     with pytest.raises(CitationError) as caught:
         resolver.by_revision("frwiki", EINSTEIN_CURRENT)
     error = caught.value
-    assert (error.code, error.http_status) == ("revision-not-indexed", 404)
+    assert (error.code, http_status(error.code)) == ("revision-not-indexed", 404)
     assert "revision 1270870723 of frwiki is not in the index" in error.message
     assert "indexed in enwiki" in error.message  # a likely mix-up of wikis is named
     with pytest.raises(CitationError) as caught:
         resolver.by_revision("enwiki", 0)
-    assert (caught.value.code, caught.value.http_status) == ("invalid-revision-id", 400)
+    assert (caught.value.code, http_status(caught.value.code)) == ("invalid-revision-id", 400)
 
 
 @pytest.mark.parametrize(
@@ -367,7 +368,7 @@ def test_revision_not_indexed_by_revision(resolver: CitationResolver) -> None:
 )
 def test_not_a_wikipedia_url(resolver: CitationResolver, url: str, expected: str) -> None:
     error = _error(resolver, url)
-    assert (error.code, error.http_status) == ("not-a-wikipedia-url", 422)
+    assert (error.code, http_status(error.code)) == ("not-a-wikipedia-url", 422)
     assert expected in error.message
 
 
@@ -385,7 +386,7 @@ def test_not_a_wikipedia_url(resolver: CitationResolver, url: str, expected: str
 )
 def test_not_an_article_url(resolver: CitationResolver, url: str, expected: str) -> None:
     error = _error(resolver, url)
-    assert (error.code, error.http_status) == ("not-an-article-url", 422)
+    assert (error.code, http_status(error.code)) == ("not-an-article-url", 422)
     assert expected in error.message
 
 
@@ -407,7 +408,7 @@ def test_not_an_article_url(resolver: CitationResolver, url: str, expected: str)
 )
 def test_malformed_url(resolver: CitationResolver, url: str, expected: str) -> None:
     error = _error(resolver, url)
-    assert (error.code, error.http_status) == ("malformed-url", 400)
+    assert (error.code, http_status(error.code)) == ("malformed-url", 400)
     assert expected in error.message
 
 
@@ -538,7 +539,7 @@ def test_an_empty_store_says_so(tmp_path: Path) -> None:
     store = PassageStore(tmp_path / "empty.sqlite")
     try:
         error = _error(CitationResolver(store), "https://en.wikipedia.org/wiki/Albert_Einstein")
-        assert (error.code, error.http_status) == ("unknown-wiki", 404)
+        assert (error.code, http_status(error.code)) == ("unknown-wiki", 404)
         assert error.message == (
             "en.wikipedia.org is not indexed; indexed wikis: none (the store is empty)"
         )
@@ -673,7 +674,7 @@ def test_malformed_numbers_message_and_details(
 ) -> None:
     url = f"https://en.wikipedia.org/{path}"
     error = _error(resolver, url)
-    assert (error.code, error.http_status) == ("malformed-url", 400)
+    assert (error.code, http_status(error.code)) == ("malformed-url", 400)
     assert error.message == f"{url!r}: the {what} must be a positive integer, not {value!r}"
     assert error.details == {"url": url}
 
@@ -702,7 +703,7 @@ def test_illegal_title_message_and_details(resolver: CitationResolver) -> None:
 
 def test_an_unknown_error_code_is_a_bad_request() -> None:
     error = CitationError("something-else", "what went wrong", extra=1)
-    assert (error.code, error.message, error.http_status) == (
+    assert (error.code, error.message, http_status(error.code)) == (
         "something-else",
         "what went wrong",
         400,
@@ -713,7 +714,7 @@ def test_an_unknown_error_code_is_a_bad_request() -> None:
         "message": "what went wrong",
         "details": {"extra": 1},
     }
-    assert CitationError("revision-deleted", "gone").http_status == 410
+    assert http_status(CitationError("revision-deleted", "gone").code) == 410
 
 
 def test_the_resolver_language_sets_the_attribution_language(store: PassageStore) -> None:
@@ -980,7 +981,7 @@ def test_suppressed_revisions_are_refused_with_the_reason(altered: Path) -> None
         resolver = CitationResolver(store)
         with pytest.raises(CitationError) as deleted:
             resolver.by_revision("frwiki", FR_BAKER)
-        assert deleted.value.http_status == 410
+        assert http_status(deleted.value.code) == 410
         assert deleted.value.as_dict() == {
             "code": "revision-deleted",
             "message": "revision 222515879 of frwiki is no longer available: its page was deleted",
@@ -988,7 +989,7 @@ def test_suppressed_revisions_are_refused_with_the_reason(altered: Path) -> None
         }
         with pytest.raises(CitationError) as hidden:
             resolver.by_url(f"{EN}/w/index.php?oldid={EINSTEIN_OLD}")
-        assert hidden.value.http_status == 410
+        assert http_status(hidden.value.code) == 410
         assert hidden.value.as_dict() == {
             "code": "revision-hidden",
             "message": "revision 1097822042 of enwiki is no longer available: its text was hidden",

@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.accounts.keys import KeyStore, RateLimiter
 from app.accounts.metering import UsageMeter
 from app.api.deps import Services, authenticate_bearer, get_principal, get_services, require_admin
+from app.api.errors import http_status
 from app.api.metrics import Metrics, ObservabilityMiddleware, request_info
 from app.api.routes import (
     admin,
@@ -98,7 +99,7 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 async def _citation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CitationError)
     details = {k: v if isinstance(v, int | str | list) else str(v) for k, v in exc.details.items()}
-    return _error_response(request, exc.http_status, exc.code, exc.message, details)
+    return _error_response(request, http_status(exc.code), exc.code, exc.message, details)
 
 
 def _location(loc: tuple[int | str, ...] | list[int | str]) -> str:

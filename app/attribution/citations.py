@@ -27,7 +27,6 @@ Usage::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -112,29 +111,17 @@ _SCRIPT_PATHS = ("/w/index.php", "/index.php")
 class CitationError(Exception):
     """Why a citation could not be resolved.
 
-    ``code`` is stable: ``malformed-url`` (400), ``invalid-revision-id`` (400),
-    ``not-a-wikipedia-url`` (422), ``not-an-article-url`` (422), ``unknown-wiki`` (404),
-    ``unknown-title`` (404), ``revision-not-indexed`` (404). ``details`` holds what the
-    message names (the indexed wikis, the stored revisions of the page…).
+    ``code`` is stable: ``malformed-url``, ``invalid-revision-id``, ``not-a-wikipedia-url``,
+    ``not-an-article-url``, ``unknown-wiki``, ``unknown-title``, ``revision-not-indexed``,
+    ``revision-deleted``, ``revision-hidden`` (the HTTP layer maps each to a status:
+    :mod:`app.api.errors`). ``details`` holds what the message names (the indexed wikis,
+    the stored revisions of the page…).
     """
-
-    STATUS: Mapping[str, int] = {
-        "malformed-url": 400,
-        "invalid-revision-id": 400,
-        "not-a-wikipedia-url": 422,
-        "not-an-article-url": 422,
-        "unknown-wiki": 404,
-        "unknown-title": 404,
-        "revision-not-indexed": 404,
-        "revision-deleted": 410,
-        "revision-hidden": 410,
-    }
 
     def __init__(self, code: str, message: str, **details: object) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
-        self.http_status = self.STATUS.get(code, 400)
         self.details: dict[str, object] = dict(details)
 
     def as_dict(self) -> dict[str, object]:

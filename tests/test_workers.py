@@ -717,7 +717,13 @@ def test_d_a_crash_loses_at_most_the_last_flush_interval_and_counts_nothing_twic
         f"{FLUSH_SECONDS + CRASH_MARGIN_SECONDS}s before the kill"
     )
     assert totals["requests_by_route"] == {PASSAGE_ROUTE: counted}
-    assert totals["passages"] == counted and totals["chars"] == counted * crash.text_chars
+    # A request is counted when admitted and its passage when served: a flush that falls
+    # between the two, followed by the kill, keeps the request and loses the passage, at
+    # most one per hammering connection. Each request served exactly one passage.
+    hammers = len(workers.pids)
+    assert must <= totals["passages"] <= counted
+    assert totals["passages"] >= counted - hammers, (totals["passages"], counted, hammers)
+    assert totals["chars"] == totals["passages"] * crash.text_chars
     assert _usage(workers, workers.pids[1], setup.key_ids["crash"])["totals"] == totals
     workers.close()
     lost = len(answered) - counted

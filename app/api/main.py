@@ -532,6 +532,8 @@ def configure_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level > logging.DEBUG:  # which CPU build faiss loaded is noise for an operator
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     access = logging.getLogger("wikirag.access")
     if not access.handlers:
         handler = logging.StreamHandler()

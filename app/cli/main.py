@@ -984,6 +984,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # faiss says at INFO which CPU build it loaded: noise for an operator
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     from app.retrieval.retriever import ModelMismatch
     from indexer.build import BuildError
     from indexer.generation import IndexError_

@@ -212,7 +212,7 @@ def run_queries(
             "passage_lookup_sql_only",
         )
     }
-    from indexer.store import _PASSAGE_SELECT
+    from indexer.store import PASSAGE_SELECT
 
     comp_cpu: dict[str, list[float]] = {c: [] for c in comp}
 
@@ -236,7 +236,7 @@ def run_queries(
         fused = timed("fusion", lambda r=ranked: rrf(r))
         rows = [h.doc_id for h in fused[: 4 * k]]  # the first window _materialise looks up
         timed("passage_lookup", lambda r=rows: store.passages_by_rows(r))
-        sql = _PASSAGE_SELECT + f" WHERE p.id IN ({','.join('?' * len(rows))})"
+        sql = PASSAGE_SELECT + f" WHERE p.id IN ({','.join('?' * len(rows))})"
         timed("passage_lookup_sql_only", lambda r=rows, s=sql: conn.execute(s, r).fetchall())
 
     profile_result: dict[str, Any] = {}

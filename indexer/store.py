@@ -247,7 +247,9 @@ def normalize_title(title: str, *, first_letter_case: bool = True) -> str:
     return text
 
 
-_PASSAGE_SELECT = """
+# Every column a PassageRecord needs, in the order _passage_from_row reads them; append a
+# WHERE clause. Public because benchmarks/query_bench.py times this query on its own.
+PASSAGE_SELECT = """
     SELECT p.id, p.passage_id, p.wiki, w.language, w.base_url, w.sitename, p.page_id,
            r.title, p.revision_id, r.timestamp, s.path, s.anchor, p.section_ordinal,
            p.ordinal, p.start_offset, p.end_offset, p.text, r.license_name,
@@ -637,7 +639,7 @@ class PassageStore:
         rows = (
             self._conn()
             .execute(
-                _PASSAGE_SELECT + " WHERE p.wiki = ? AND p.revision_id = ? ORDER BY p.ordinal",
+                PASSAGE_SELECT + " WHERE p.wiki = ? AND p.revision_id = ? ORDER BY p.ordinal",
                 (wiki, revision_id),
             )
             .fetchall()
@@ -647,7 +649,7 @@ class PassageStore:
     def passage(self, passage_id: str) -> PassageRecord | None:
         row = (
             self._conn()
-            .execute(_PASSAGE_SELECT + " WHERE p.passage_id = ?", (passage_id,))
+            .execute(PASSAGE_SELECT + " WHERE p.passage_id = ?", (passage_id,))
             .fetchone()
         )
         return None if row is None else _passage_from_row(row)
@@ -659,7 +661,7 @@ class PassageStore:
         marks = ",".join("?" * len(row_ids))
         rows = (
             self._conn()
-            .execute(_PASSAGE_SELECT + f" WHERE p.id IN ({marks})", list(row_ids))
+            .execute(PASSAGE_SELECT + f" WHERE p.id IN ({marks})", list(row_ids))
             .fetchall()
         )
         records = (_passage_from_row(r) for r in rows)
@@ -682,7 +684,7 @@ class PassageStore:
         conn = self._conn()
         while True:
             rows = conn.execute(
-                _PASSAGE_SELECT + " WHERE p.id > ? AND p.revision_id = pg.current_revision_id "
+                PASSAGE_SELECT + " WHERE p.id > ? AND p.revision_id = pg.current_revision_id "
                 "ORDER BY p.id LIMIT ?",
                 (last, batch_size),
             ).fetchall()

@@ -333,13 +333,16 @@ class PassageStore:
         self._depth = 0
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._migrate(self._conn())
+            self._migrate(self.connection())
         else:
-            self._check_version(self._conn())
+            self._check_version(self.connection())
 
     # -- connections and schema -------------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use (autocommit: write inside
+        :meth:`transaction`). Public for the SQL the store has no method for: the journal
+        mode switch of indexer/update.py, checks in tests and benchmarks."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             if self.readonly:
@@ -402,7 +405,7 @@ class PassageStore:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """All writes inside commit together or not at all (nested blocks join the outer)."""
-        conn = self._conn()
+        conn = self.connection()
         if self._depth == 0:
             conn.execute("BEGIN IMMEDIATE")
         self._depth += 1
@@ -420,7 +423,7 @@ class PassageStore:
     # -- writes -----------------------------------------------------------------------
 
     def upsert_wiki(self, site: SiteInfo) -> None:
-        self._conn().execute(
+        self.connection().execute(
             "INSERT INTO wikis (wiki, language, base_url, sitename) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (wiki) DO UPDATE SET language = excluded.language, "
             "base_url = excluded.base_url, sitename = excluded.sitename",
@@ -442,7 +445,7 @@ class PassageStore:
         A revision already stored is left as it is. When ``source`` (a snapshot) already
         gave a *different* revision of the same page, only the higher one is kept.
         """
-        conn = self._conn()
+        conn = self.connection()
         if self.has_revision(raw.wiki, raw.revision_id):
             return RevisionOutcome.UNCHANGED
         same_source = conn.execute(
@@ -513,7 +516,7 @@ class PassageStore:
         return RevisionOutcome.ADDED
 
     def _delete_revision(self, wiki: str, revision_id: int) -> None:
-        conn = self._conn()
+        conn = self.connection()
         for table in ("passages", "sections", "revisions"):
             conn.execute(
                 f"DELETE FROM {table} WHERE wiki = ? AND revision_id = ?", (wiki, revision_id)
@@ -534,7 +537,7 @@ class PassageStore:
         indexed stays citable unless an operator opts in.
         """
         rows = (
-            self._conn()
+            self.connection()
             .execute(
                 "SELECT r.wiki, r.revision_id FROM revisions r JOIN pages p "
                 "ON p.wiki = r.wiki AND p.page_id = r.page_id "
@@ -552,7 +555,7 @@ class PassageStore:
     def add_alias(self, site: SiteInfo, title: str, target_title: str, namespace: int) -> bool:
         """Record that ``title`` redirects to ``target_title``; False if already known."""
         self.upsert_wiki(site)
-        cursor = self._conn().execute(
+        cursor = self.connection().execute(
             "INSERT INTO aliases (wiki, title, target_title, namespace) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (wiki, title) DO UPDATE SET target_title = excluded.target_title "
             "WHERE aliases.target_title != excluded.target_title",
@@ -564,7 +567,7 @@ class PassageStore:
 
     def has_revision(self, wiki: str, revision_id: int) -> bool:
         row = (
-            self._conn()
+            self.connection()
             .execute(
                 "SELECT 1 FROM revisions WHERE wiki = ? AND revision_id = ?", (wiki, revision_id)
             )
@@ -573,21 +576,21 @@ class PassageStore:
         return row is not None
 
     def counts(self) -> dict[str, int]:
-        conn = self._conn()
+        conn = self.connection()
         return {
             table: int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
             for table in ("wikis", "pages", "revisions", "passages", "aliases")
         }
 
     def wikis(self) -> list[SiteInfo]:
-        rows = self._conn().execute(
+        rows = self.connection().execute(
             "SELECT wiki, base_url, language, sitename FROM wikis ORDER BY wiki"
         )
         return [SiteInfo(wiki=w, base_url=b, language=lang, sitename=s) for w, b, lang, s in rows]
 
     def find_pages(self, title_or_id: str, wiki: str | None = None) -> list[tuple[str, int]]:
         """``(wiki, page_id)`` of pages matching a title (or alias) or a numeric page id."""
-        conn = self._conn()
+        conn = self.connection()
         wiki_clause, args = ("AND wiki = ?", [wiki]) if wiki else ("", [])
         if title_or_id.isdigit():
             rows = conn.execute(
@@ -611,7 +614,7 @@ class PassageStore:
 
     def revisions_of(self, wiki: str, page_id: int) -> list[RevisionRecord]:
         rows = (
-            self._conn()
+            self.connection()
             .execute(
                 "SELECT wiki, revision_id, page_id, title, parent_id, timestamp, editor, sha1, "
                 "license_name, license_identifier, license_url, license_origin, source "
@@ -624,7 +627,7 @@ class PassageStore:
 
     def revision(self, wiki: str, revision_id: int) -> RevisionRecord | None:
         row = (
-            self._conn()
+            self.connection()
             .execute(
                 "SELECT wiki, revision_id, page_id, title, parent_id, timestamp, editor, sha1, "
                 "license_name, license_identifier, license_url, license_origin, source "
@@ -637,7 +640,7 @@ class PassageStore:
 
     def passages_of_revision(self, wiki: str, revision_id: int) -> list[PassageRecord]:
         rows = (
-            self._conn()
+            self.connection()
             .execute(
                 PASSAGE_SELECT + " WHERE p.wiki = ? AND p.revision_id = ? ORDER BY p.ordinal",
                 (wiki, revision_id),
@@ -648,7 +651,7 @@ class PassageStore:
 
     def passage(self, passage_id: str) -> PassageRecord | None:
         row = (
-            self._conn()
+            self.connection()
             .execute(PASSAGE_SELECT + " WHERE p.passage_id = ?", (passage_id,))
             .fetchone()
         )
@@ -660,7 +663,7 @@ class PassageStore:
             return {}
         marks = ",".join("?" * len(row_ids))
         rows = (
-            self._conn()
+            self.connection()
             .execute(PASSAGE_SELECT + f" WHERE p.id IN ({marks})", list(row_ids))
             .fetchall()
         )
@@ -669,7 +672,7 @@ class PassageStore:
 
     def section_text(self, wiki: str, revision_id: int, ordinal: int) -> str | None:
         row = (
-            self._conn()
+            self.connection()
             .execute(
                 "SELECT text FROM sections WHERE wiki = ? AND revision_id = ? AND ordinal = ?",
                 (wiki, revision_id, ordinal),
@@ -681,7 +684,7 @@ class PassageStore:
     def iter_current_passages(self, batch_size: int = 1000) -> Iterator[PassageRecord]:
         """Passages of each page's current revision, in row-id order, streamed in batches."""
         last = -1
-        conn = self._conn()
+        conn = self.connection()
         while True:
             rows = conn.execute(
                 PASSAGE_SELECT + " WHERE p.id > ? AND p.revision_id = pg.current_revision_id "
@@ -697,7 +700,7 @@ class PassageStore:
 
     def count_current_passages(self) -> int:
         row = (
-            self._conn()
+            self.connection()
             .execute(
                 "SELECT COUNT(*) FROM passages p JOIN pages pg ON pg.wiki = p.wiki "
                 "AND pg.page_id = p.page_id WHERE p.revision_id = pg.current_revision_id"
@@ -727,7 +730,7 @@ class PassageStore:
             clauses.append(f"({pairs})")
             for wiki, page_id in pages:
                 args.extend((wiki, page_id))
-        rows = self._conn().execute(
+        rows = self.connection().execute(
             "SELECT p.id FROM passages p JOIN pages pg ON pg.wiki = p.wiki "
             "AND pg.page_id = p.page_id JOIN wikis w ON w.wiki = p.wiki "
             "JOIN revisions r ON r.wiki = p.wiki AND r.revision_id = p.revision_id "
@@ -739,7 +742,7 @@ class PassageStore:
 
     def current_revisions(self) -> Iterator[tuple[tuple[str, int], int]]:
         """``((wiki, page_id), current_revision_id)`` for every page, streamed."""
-        rows = self._conn().execute(
+        rows = self.connection().execute(
             "SELECT wiki, page_id, current_revision_id FROM pages "
             "WHERE current_revision_id IS NOT NULL"
         )
@@ -749,13 +752,13 @@ class PassageStore:
     def finalize(self) -> None:
         """Prepare a finished store for read-only serving: fold the WAL into the main file
         and switch to a rollback journal, so readers need no write access."""
-        conn = self._conn()
+        conn = self.connection()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.execute("PRAGMA journal_mode=DELETE")
         conn.execute("ANALYZE")
 
     def aliases_of(self, wiki: str, target_title: str) -> list[str]:
-        rows = self._conn().execute(
+        rows = self.connection().execute(
             "SELECT title FROM aliases WHERE wiki = ? AND target_title = ? ORDER BY title",
             (wiki, target_title),
         )
@@ -764,7 +767,7 @@ class PassageStore:
     def page(self, wiki: str, page_id: int) -> PageRecord | None:
         """The stored page ``page_id`` of ``wiki``, or None."""
         row = (
-            self._conn()
+            self.connection()
             .execute(
                 "SELECT wiki, page_id, title, namespace, current_revision_id, wikidata_id "
                 "FROM pages WHERE wiki = ? AND page_id = ?",
@@ -778,7 +781,7 @@ class PassageStore:
         """The page stored under exactly ``title`` (no normalisation, no redirects); when
         several pages had that title, the one with the highest current revision."""
         row = (
-            self._conn()
+            self.connection()
             .execute(
                 "SELECT wiki, page_id, title, namespace, current_revision_id, wikidata_id "
                 "FROM pages WHERE wiki = ? AND title = ? "
@@ -804,7 +807,7 @@ class PassageStore:
         asked = normalize_title(title, first_letter_case=first_letter_case)
         current, fragment = asked, ""
         redirects: list[str] = []
-        conn = self._conn()
+        conn = self.connection()
         while True:
             page = self.page_by_title(wiki, current)
             if page is not None:
@@ -829,7 +832,7 @@ class PassageStore:
         """The revision of the page that search serves: its current revision when the page
         is active and that revision visible, else None."""
         row = (
-            self._conn()
+            self.connection()
             .execute(
                 "SELECT pg.current_revision_id FROM pages pg JOIN revisions r "
                 "ON r.wiki = pg.wiki AND r.revision_id = pg.current_revision_id "
@@ -844,7 +847,7 @@ class PassageStore:
     def page_status(self, wiki: str, page_id: int) -> tuple[str, int | None] | None:
         """``(status, deleted_at_revision)`` of a stored page, or None."""
         row = (
-            self._conn()
+            self.connection()
             .execute(
                 "SELECT status, deleted_at_revision FROM pages WHERE wiki = ? AND page_id = ?",
                 (wiki, page_id),
@@ -858,7 +861,7 @@ class PassageStore:
         deletion covers revisions up to ``revision_id`` (default: the highest stored); a
         later update with a higher revision restores the page. False if the page is unknown.
         """
-        conn = self._conn()
+        conn = self.connection()
         cursor = conn.execute(
             "UPDATE pages SET status = 'deleted', deleted_at_revision = MAX("
             "COALESCE(deleted_at_revision, 0), COALESCE(?, current_revision_id, 0)) "
@@ -869,7 +872,7 @@ class PassageStore:
 
     def restore_if_newer(self, wiki: str, page_id: int) -> None:
         """Reactivate a deleted page whose current revision is newer than its deletion."""
-        self._conn().execute(
+        self.connection().execute(
             "UPDATE pages SET status = 'active', deleted_at_revision = NULL "
             "WHERE wiki = ? AND page_id = ? AND status = 'deleted' "
             "AND current_revision_id > COALESCE(deleted_at_revision, 0)",
@@ -880,7 +883,7 @@ class PassageStore:
         """Hide or show a stored revision's text; returns its page id, None if unknown."""
         if visibility not in (REVISION_VISIBLE, REVISION_HIDDEN):
             raise ValueError(f"visibility must be visible or hidden, not {visibility!r}")
-        conn = self._conn()
+        conn = self.connection()
         row = conn.execute(
             "SELECT page_id FROM revisions WHERE wiki = ? AND revision_id = ?",
             (wiki, revision_id),
@@ -896,7 +899,7 @@ class PassageStore:
     def revision_suppression(self, wiki: str, revision_id: int) -> str | None:
         """``"deleted"`` / ``"hidden"`` when a stored revision must not be served, else None."""
         row = (
-            self._conn()
+            self.connection()
             .execute(
                 "SELECT pg.status, r.visibility FROM revisions r JOIN pages pg "
                 "ON pg.wiki = r.wiki AND pg.page_id = r.page_id "
@@ -913,7 +916,7 @@ class PassageStore:
 
     def page_row_ids(self, wiki: str, page_id: int) -> list[int]:
         """Row ids of every stored passage of a page, all revisions."""
-        rows = self._conn().execute(
+        rows = self.connection().execute(
             "SELECT id FROM passages WHERE wiki = ? AND page_id = ? ORDER BY id", (wiki, page_id)
         )
         return [int(r[0]) for r in rows]
@@ -925,7 +928,7 @@ class PassageStore:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._conn().execute(
+            rows = self.connection().execute(
                 "SELECT p.id FROM passages p JOIN pages pg ON pg.wiki = p.wiki "
                 "AND pg.page_id = p.page_id JOIN revisions r ON r.wiki = p.wiki "
                 "AND r.revision_id = p.revision_id WHERE p.revision_id = pg.current_revision_id "
@@ -938,7 +941,7 @@ class PassageStore:
     def checkpoint(self, source: str) -> int:
         """How many events of update source ``source`` are applied (0 when none)."""
         row = (
-            self._conn()
+            self.connection()
             .execute("SELECT position FROM update_checkpoints WHERE source = ?", (source,))
             .fetchone()
         )
@@ -946,7 +949,7 @@ class PassageStore:
 
     def set_checkpoint(self, source: str, position: int, path: str | None) -> None:
         """Record the position reached in ``source`` (inside the batch's transaction)."""
-        self._conn().execute(
+        self.connection().execute(
             "INSERT INTO update_checkpoints (source, path, position, updated_at) "
             "VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT (source) "
             "DO UPDATE SET position = excluded.position, path = excluded.path, "
@@ -956,13 +959,13 @@ class PassageStore:
 
     def update_sources(self) -> list[tuple[str, str | None, int]]:
         """``(source, path, position)`` of every update source applied, oldest first."""
-        rows = self._conn().execute(
+        rows = self.connection().execute(
             "SELECT source, path, position FROM update_checkpoints ORDER BY updated_at, source"
         )
         return [(str(s), None if p is None else str(p), int(n)) for s, p, n in rows]
 
     def integrity_check(self) -> str:
-        return str(self._conn().execute("PRAGMA integrity_check").fetchone()[0])
+        return str(self.connection().execute("PRAGMA integrity_check").fetchone()[0])
 
 
 def _revision_from_row(row: tuple[Any, ...]) -> RevisionRecord:

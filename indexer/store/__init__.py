@@ -30,106 +30,37 @@ from typing import Any
 import numpy as np
 
 from indexer.models import License, Passage, RawRevision, Section, SiteInfo
-
-# Each entry migrates the schema from version i to i + 1. Never edit a released entry:
-# append a new one.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE wikis (
-        wiki TEXT PRIMARY KEY,
-        language TEXT NOT NULL,
-        base_url TEXT NOT NULL,
-        sitename TEXT NOT NULL
-    );
-    CREATE TABLE pages (
-        wiki TEXT NOT NULL REFERENCES wikis(wiki),
-        page_id INTEGER NOT NULL,
-        title TEXT NOT NULL,
-        namespace INTEGER NOT NULL,
-        current_revision_id INTEGER,
-        wikidata_id TEXT,
-        PRIMARY KEY (wiki, page_id)
-    );
-    CREATE INDEX pages_by_title ON pages (wiki, title);
-    CREATE TABLE revisions (
-        wiki TEXT NOT NULL,
-        revision_id INTEGER NOT NULL,
-        page_id INTEGER NOT NULL,
-        title TEXT NOT NULL,
-        parent_id INTEGER,
-        timestamp TEXT NOT NULL,
-        editor TEXT,
-        sha1 TEXT,
-        license_name TEXT NOT NULL,
-        license_identifier TEXT NOT NULL,
-        license_url TEXT NOT NULL,
-        license_origin TEXT NOT NULL,
-        source TEXT NOT NULL,
-        PRIMARY KEY (wiki, revision_id),
-        FOREIGN KEY (wiki, page_id) REFERENCES pages (wiki, page_id)
-    );
-    CREATE INDEX revisions_by_page ON revisions (wiki, page_id);
-    CREATE TABLE sections (
-        wiki TEXT NOT NULL,
-        revision_id INTEGER NOT NULL,
-        ordinal INTEGER NOT NULL,
-        path TEXT NOT NULL,
-        anchor TEXT NOT NULL,
-        text TEXT NOT NULL,
-        PRIMARY KEY (wiki, revision_id, ordinal),
-        FOREIGN KEY (wiki, revision_id) REFERENCES revisions (wiki, revision_id)
-    );
-    CREATE TABLE passages (
-        id INTEGER PRIMARY KEY,
-        passage_id TEXT NOT NULL UNIQUE,
-        wiki TEXT NOT NULL,
-        page_id INTEGER NOT NULL,
-        revision_id INTEGER NOT NULL,
-        section_ordinal INTEGER NOT NULL,
-        ordinal INTEGER NOT NULL,
-        start_offset INTEGER NOT NULL,
-        end_offset INTEGER NOT NULL,
-        text TEXT NOT NULL,
-        FOREIGN KEY (wiki, revision_id, section_ordinal)
-            REFERENCES sections (wiki, revision_id, ordinal)
-    );
-    CREATE INDEX passages_by_revision ON passages (wiki, revision_id);
-    CREATE TABLE aliases (
-        wiki TEXT NOT NULL,
-        title TEXT NOT NULL,
-        target_title TEXT NOT NULL,
-        namespace INTEGER NOT NULL,
-        PRIMARY KEY (wiki, title)
-    );
-    """,
-    # 2: incremental updates (indexer/update.py): deleted pages, hidden revisions, and the
-    # position reached in each update source.
-    """
-    ALTER TABLE pages ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
-    ALTER TABLE pages ADD COLUMN deleted_at_revision INTEGER;
-    ALTER TABLE revisions ADD COLUMN visibility TEXT NOT NULL DEFAULT 'visible';
-    CREATE TABLE update_checkpoints (
-        source TEXT PRIMARY KEY,
-        path TEXT,
-        position INTEGER NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    """,
+from indexer.store.schema import (
+    MIGRATIONS,
+    PAGE_ACTIVE,
+    PAGE_DELETED,
+    REVISION_HIDDEN,
+    REVISION_VISIBLE,
+    SCHEMA_VERSION,
+    StoreError,
+    StoreOutdated,
+    check_version,
+    migrate,
 )
-SCHEMA_VERSION = len(MIGRATIONS)
 
-PAGE_ACTIVE = "active"
-PAGE_DELETED = "deleted"
-REVISION_VISIBLE = "visible"
-REVISION_HIDDEN = "hidden"
-
-
-class StoreError(Exception):
-    """The store file is unusable (newer schema, not a wikirag store, read-only…)."""
-
-
-class StoreOutdated(StoreError):
-    """The store has an older schema; opening it read-write migrates it (additively)."""
+__all__ = [
+    "MIGRATIONS",
+    "PAGE_ACTIVE",
+    "PAGE_DELETED",
+    "PASSAGE_SELECT",
+    "REVISION_HIDDEN",
+    "REVISION_VISIBLE",
+    "SCHEMA_VERSION",
+    "PageRecord",
+    "PassageRecord",
+    "PassageStore",
+    "ResolvedTitle",
+    "RevisionOutcome",
+    "RevisionRecord",
+    "StoreError",
+    "StoreOutdated",
+    "normalize_title",
+]
 
 
 class RevisionOutcome(Enum):
@@ -333,9 +264,9 @@ class PassageStore:
         self._depth = 0
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._migrate(self.connection())
+            migrate(self.connection(), self.path)
         else:
-            self._check_version(self.connection())
+            check_version(self.connection(), self.path)
 
     # -- connections and schema -------------------------------------------------------
 
@@ -357,44 +288,6 @@ class PassageStore:
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         return conn
-
-    def _schema_version(self, conn: sqlite3.Connection) -> int:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        return int(version)
-
-    def _check_version(self, conn: sqlite3.Connection) -> None:
-        try:
-            version = self._schema_version(conn)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a SQLite database: {exc}") from exc
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has store schema {version}, newer than this wikirag "
-                f"understands ({SCHEMA_VERSION}); upgrade wikirag"
-            )
-        if version < SCHEMA_VERSION:
-            raise StoreOutdated(
-                f"{self.path} has store schema {version}; open it once read-write "
-                f"(e.g. `wikirag ingest`) to migrate it to {SCHEMA_VERSION}"
-            )
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        try:
-            version = self._schema_version(conn)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a SQLite database: {exc}") from exc
-        if version > SCHEMA_VERSION:
-            self._check_version(conn)
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _split_sql(MIGRATIONS[target - 1]):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {target}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
     def close(self) -> None:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -995,7 +888,3 @@ def _page_from_row(row: tuple[Any, ...]) -> PageRecord:
         current_revision_id=None if current is None else int(current),
         wikidata_id=None if wikidata_id is None else str(wikidata_id),
     )
-
-
-def _split_sql(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]

@@ -17,12 +17,10 @@ Usage::
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from indexer.models import License, Passage, RawRevision, Section, SiteInfo
+from indexer.store.records import PageRecord, PassageRecord, ResolvedTitle, RevisionRecord
 from indexer.store.schema import (
     MIGRATIONS,
     PAGE_ACTIVE,
@@ -42,6 +41,7 @@ from indexer.store.schema import (
     check_version,
     migrate,
 )
+from indexer.store.titles import normalize_title
 
 __all__ = [
     "MIGRATIONS",
@@ -67,115 +67,6 @@ class RevisionOutcome(Enum):
     ADDED = "added"
     UNCHANGED = "unchanged"  # this revision is already stored
     SUPERSEDED = "superseded"  # the same source holds a higher revision of the page
-
-
-@dataclass(frozen=True, slots=True)
-class PassageRecord:
-    """A passage joined with everything attribution needs, as stored."""
-
-    row_id: int
-    passage_id: str
-    wiki: str
-    language: str
-    base_url: str
-    sitename: str
-    page_id: int
-    title: str
-    revision_id: int
-    revision_timestamp: str
-    section_path: tuple[str, ...]
-    anchor: str
-    section_ordinal: int
-    ordinal: int
-    start: int
-    end: int
-    text: str
-    license: License
-    editor: str | None
-    current_revision_id: int | None
-    page_status: str = PAGE_ACTIVE
-    visibility: str = REVISION_VISIBLE
-
-    @property
-    def suppressed(self) -> str | None:
-        """Why this passage must not be served: ``"deleted"`` (its page was deleted),
-        ``"hidden"`` (its revision's text was hidden), or None."""
-        if self.page_status == PAGE_DELETED:
-            return "deleted"
-        if self.visibility != REVISION_VISIBLE:
-            return "hidden"
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class RevisionRecord:
-    wiki: str
-    revision_id: int
-    page_id: int
-    title: str
-    parent_id: int | None
-    timestamp: str
-    editor: str | None
-    sha1: str | None
-    license: License
-    license_origin: str
-    source: str
-
-
-@dataclass(frozen=True, slots=True)
-class PageRecord:
-    """One page as stored: its current title and the highest revision the store holds."""
-
-    wiki: str
-    page_id: int
-    title: str
-    namespace: int
-    current_revision_id: int | None
-    wikidata_id: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ResolvedTitle:
-    """What a title names, after MediaWiki normalisation and the stored redirects (aliases).
-
-    ``title`` is the normalised title asked for; ``redirects`` the alias titles followed, in
-    order (empty when ``title`` names a page itself); ``target`` the title finally reached;
-    ``fragment`` the section the last redirect points to (``""`` when none); ``page`` the page
-    stored under ``target``, or None when a redirect leads to a page that is not indexed (or
-    the redirects loop).
-    """
-
-    title: str
-    target: str
-    page: PageRecord | None
-    redirects: tuple[str, ...] = ()
-    fragment: str = ""
-
-
-# Whitespace MediaWiki folds into one underscore in titles (Title::secureAndSplit).
-_TITLE_SPACES = re.compile(r"[\s_\u00a0\u1680\u180e\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+")
-# Direction marks MediaWiki strips from titles.
-_TITLE_MARKS = re.compile(r"[\u200e\u200f\u202a-\u202e]")
-
-
-def normalize_title(title: str, *, first_letter_case: bool = True) -> str:
-    """A title the way MediaWiki stores it: underscores and runs of blanks become one space,
-    direction marks and a leading ``:`` go, and (on ``first-letter`` wikis, every Wikimedia
-    wiki but Wiktionary) the first letter is upper-cased.
-
-    >>> normalize_title("  albert__Einstein ")
-    'Albert Einstein'
-    >>> normalize_title("iPhone", first_letter_case=False)
-    'iPhone'
-    """
-    text = _TITLE_SPACES.sub(" ", _TITLE_MARKS.sub("", title)).strip(" ")
-    text = text.removeprefix(":").lstrip(" ")
-    if first_letter_case and text:
-        upper = text[0].upper()
-        # Python upper-cases some letters to two (ß → SS); MediaWiki keeps those as they are.
-        if len(upper) == 1:
-            text = upper + text[1:]
-    return text
 
 
 # Every column a PassageRecord needs, in the order _passage_from_row reads them; append a

@@ -224,7 +224,7 @@ def run_queries(
         comp_cpu[name].append(1000 * (time.process_time() - c0))
         return out
 
-    conn = store._conn()
+    conn = store.connection()
     for q in measured:
         vector = timed("query_embedding", lambda q=q: embedder.encode_query(q))
         dense = timed("dense_search", lambda v=vector: index.dense.search(v, candidates))
@@ -615,7 +615,7 @@ def build_synthetic(out: Path, n_passages: int, per_page: int, seed: int) -> dic
             stages["lexical_index"] = lexical_s
             stages["text_generation"] = gen_text_s
             stages["other"] = total_gen - store_s - lexical_s - gen_text_s
-            conn = store._conn()
+            conn = store.connection()
             lo, hi, count = conn.execute(
                 "SELECT MIN(id), MAX(id), COUNT(*) FROM passages"
             ).fetchone()

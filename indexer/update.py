@@ -348,7 +348,7 @@ def _ensure_wal(store: PassageStore, attempts: int = 100) -> None:
     """Put the store in WAL mode (a build finalizes it with a rollback journal), so that
     the service's read-only connections keep reading while a batch is written. The switch
     needs a moment without readers inside a read transaction: retried for ~10 s."""
-    conn = store._conn()
+    conn = store.connection()
     for _ in range(attempts):
         try:
             mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()

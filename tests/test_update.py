@@ -162,7 +162,7 @@ def _state(index_dir: Path) -> dict[str, Any]:
     store = PassageStore(generation.file("store.sqlite"), readonly=True)
     loaded = LoadedIndex.open(index_dir, _embedder().info)
     try:
-        conn = store._conn()
+        conn = store.connection()
         pages = conn.execute(
             "SELECT wiki, page_id, current_revision_id, status FROM pages ORDER BY 1, 2"
         ).fetchall()

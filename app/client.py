@@ -26,7 +26,7 @@ from app.api.routes.attribute import AttributeResponse
 from app.api.schemas import IndexResponse, PassageResponse, SearchResponse
 from app.attribution.citations import CitationRecord
 from app.retrieval.fusion import FusionMethod
-from app.retrieval.retriever import SearchMode
+from app.retrieval.ranking import SearchMode
 
 __all__ = [
     "AsyncWikiragClient",

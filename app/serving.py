@@ -44,15 +44,15 @@ from typing import Any
 
 from app.attribution.citations import CitationResolver
 from app.retrieval.fusion import FusionMethod
-from app.retrieval.retriever import (
-    HybridRetriever,
-    LoadedIndex,
+from app.retrieval.ranking import (
+    DEFAULT_FIELDS,
     RetrievalDefaults,
     SearchHit,
     SearchMode,
     SearchRequest,
-    defaults_from_manifest,
+    resolve_defaults,
 )
+from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from app.settings import Settings
 from indexer.embedding import Embedder
 from indexer.generation import Generation, IndexLayout
@@ -87,18 +87,23 @@ class ServingIndex:
         self.index.close()
 
 
-def retrieval_defaults(manifest: dict[str, Any], settings: Settings) -> RetrievalDefaults:
-    """Fusion settings: those set explicitly (flag or ``WIKIRAG_*``) win, then the ones the
-    build recorded in the manifest, then the configured defaults."""
-    names = ("fusion", "rrf_k", "alpha", "candidates")
-    explicit = {n: getattr(settings, n) for n in names if n in settings.model_fields_set}
+def configured_defaults(settings: Settings) -> tuple[RetrievalDefaults, dict[str, Any]]:
+    """The fusion settings of ``settings``: all of them (the fallback when an index recorded
+    none) and those set explicitly by a flag or ``WIKIRAG_*`` (which beat what it recorded)."""
+    explicit = {n: getattr(settings, n) for n in DEFAULT_FIELDS if n in settings.model_fields_set}
     fallback = RetrievalDefaults(
         fusion=FusionMethod(settings.fusion),
         rrf_k=settings.rrf_k,
         alpha=settings.alpha,
         candidates=settings.candidates,
     )
-    return defaults_from_manifest(manifest, fallback, explicit)
+    return fallback, explicit
+
+
+def retrieval_defaults(manifest: dict[str, Any], settings: Settings) -> RetrievalDefaults:
+    """Fusion settings: those set explicitly (flag or ``WIKIRAG_*``) win, then the ones the
+    build recorded in the manifest, then the configured defaults."""
+    return resolve_defaults(manifest.get("retrieval"), *configured_defaults(settings))
 
 
 def open_serving(generation: Generation, embedder: Embedder, settings: Settings) -> ServingIndex:

@@ -150,7 +150,8 @@ def run_queries(
     import torch
 
     from app.retrieval.fusion import rrf
-    from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
+    from app.retrieval.ranking import SearchMode, SearchRequest
+    from app.retrieval.retriever import HybridRetriever, LoadedIndex
     from indexer.embedding import Embedder
 
     rss_start = current_rss_mb()

@@ -43,7 +43,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
+from app.retrieval.ranking import SearchMode, SearchRequest
+from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from benchmarks._common import (
     ROOT,
     SAMPLES,

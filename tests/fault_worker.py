@@ -86,7 +86,8 @@ def _query_to_file(embedder: Any, command: dict[str, Any]) -> None:
 
 
 def _query(embedder: Any, command: dict[str, Any]) -> dict[str, Any]:
-    from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
+    from app.retrieval.ranking import SearchMode, SearchRequest
+    from app.retrieval.retriever import HybridRetriever, LoadedIndex
 
     index = LoadedIndex.open(Path(command["index"]), embedder.info)
     try:

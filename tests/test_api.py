@@ -25,7 +25,8 @@ from fastapi.testclient import TestClient
 
 from app.api.main import create_app
 from app.attribution.license import build_attribution
-from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchRequest
+from app.retrieval.ranking import SearchRequest
+from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from app.settings import Settings
 from indexer.build import BuildOptions, build_index
 from indexer.embedding import Embedder

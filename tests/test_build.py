@@ -13,13 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from app.retrieval.retriever import (
-    HybridRetriever,
-    LoadedIndex,
-    ModelMismatch,
-    SearchMode,
-    SearchRequest,
-)
+from app.retrieval.ranking import SearchMode, SearchRequest
+from app.retrieval.retriever import HybridRetriever, LoadedIndex, ModelMismatch
 from indexer.build import BuildError, BuildOptions, build_index, rebuild_index
 from indexer.embedding import Embedder, ModelInfo
 from indexer.generation import IndexLayout, NoPublishedIndex

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
+from app.retrieval.ranking import SearchMode, SearchRequest
+from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from indexer.generation import IndexLayout
 from indexer.lexical import LexicalIndex
 from indexer.sharding import hash_shard

@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
+from app.retrieval.ranking import SearchMode, SearchRequest
+from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from indexer.build import BuildError, BuildOptions, build_index
 from indexer.distributed.shards import FailOnce, decode_item, encode_item, prepare_unit
 from indexer.distributed.units import SplitOptions, plan_units, read_unit

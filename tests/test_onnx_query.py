@@ -9,13 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.retrieval.retriever import (
-    HybridRetriever,
-    LoadedIndex,
-    SearchMode,
-    SearchRequest,
-    serving_embedder,
-)
+from app.retrieval.ranking import SearchMode, SearchRequest
+from app.retrieval.retriever import HybridRetriever, LoadedIndex, serving_embedder
 from indexer.embedding import Embedder
 from indexer.onnx_query import TOLERANCE, OnnxQueryEncoder
 from tests.conftest import SAMPLES

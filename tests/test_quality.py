@@ -27,7 +27,8 @@ import pytest
 
 from app.evaluation.retrieval import Variant, evaluate, load_questions
 from app.retrieval.fusion import FusionMethod
-from app.retrieval.retriever import HybridRetriever, LoadedIndex, RetrievalDefaults, SearchMode
+from app.retrieval.ranking import RetrievalDefaults, SearchMode
+from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from app.serving import retrieval_defaults
 from app.settings import Settings
 from indexer.build import BuildOptions, build_index

@@ -27,9 +27,7 @@ import faiss
 import httpx
 import pytest
 
-from app.retrieval.retriever import (
-    LoadedIndex,
-)
+from app.retrieval.retriever import LoadedIndex
 from app.retrieval.router import bm25, fieldnorm, term_counts
 from indexer.build import BuildOptions, rebuild_index
 from indexer.dense import DenseIndex

@@ -37,7 +37,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.queries import search_request, search_result
 from app.api.schemas import SearchBody
-from app.retrieval.retriever import HybridRetriever, LoadedIndex, defaults_from_manifest
+from app.retrieval.ranking import resolve_defaults
+from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from indexer.build import build_index
 from indexer.generation import IndexLayout
 from indexer.sharding import hash_shard, split_index
@@ -124,7 +125,9 @@ def _reference(index: Path) -> HybridRetriever:
     """The unsharded index in process, with the PyTorch embedder and the routers'
     candidate count."""
     loaded = LoadedIndex.open(index)
-    defaults = defaults_from_manifest(loaded.manifest, overrides={"candidates": CANDIDATES})
+    defaults = resolve_defaults(
+        loaded.manifest.get("retrieval"), overrides={"candidates": CANDIDATES}
+    )
     return HybridRetriever(loaded, shared_embedder(), defaults)
 
 

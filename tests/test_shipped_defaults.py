@@ -28,7 +28,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.main import create_app
-from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
+from app.retrieval.ranking import SearchMode, SearchRequest
+from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from app.settings import Settings
 from indexer.embedding import DEFAULT_MODEL_ID
 from indexer.onnx_query import TOLERANCE, OnnxQueryEncoder, default_onnx_cache_dir

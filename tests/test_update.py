@@ -30,7 +30,8 @@ from fastapi.testclient import TestClient
 from app.api.errors import http_status
 from app.api.main import create_app
 from app.attribution.citations import CitationError, CitationResolver
-from app.retrieval.retriever import HybridRetriever, LoadedIndex, SearchMode, SearchRequest
+from app.retrieval.ranking import SearchMode, SearchRequest
+from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from app.settings import Settings
 from indexer.build import BuildOptions, build_index, rebuild_index
 from indexer.embedding import Embedder

@@ -359,14 +359,10 @@ async def _start_router(settings: Settings) -> Any:
     import httpx
 
     from app.retrieval.router import ShardRouter
-    from app.serving import retrieval_defaults
+    from app.serving import configured_defaults
 
     key = settings.shard_api_key.get_secret_value() if settings.shard_api_key else None
-    fallback = retrieval_defaults({}, settings)
-    names: tuple[str, ...] = ("fusion", "rrf_k", "alpha", "candidates")
-    explicit: dict[str, Any] = {
-        n: getattr(settings, n) for n in names if n in settings.model_fields_set
-    }
+    fallback, explicit = configured_defaults(settings)
     router = ShardRouter(
         list(settings.shard_urls),
         httpx.AsyncClient(timeout=settings.shard_timeout_seconds),

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from app.api.schemas import ApiError, Scores, SearchBody, SearchResult
 from app.attribution.present import present
-from app.retrieval.retriever import SearchHit, SearchRequest
+from app.retrieval.ranking import SearchHit, SearchRequest
 from app.settings import Settings
 
 

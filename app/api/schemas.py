@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from app.attribution.license import Attribution
 from app.retrieval.fusion import FusionMethod
-from app.retrieval.retriever import SearchMode
+from app.retrieval.ranking import SearchMode
 from app.serving import JobState
 
 MAX_K = 100

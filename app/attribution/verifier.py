@@ -42,7 +42,8 @@ import numpy as np
 import numpy.typing as npt
 
 from app.attribution.license import Attribution, build_attribution
-from app.retrieval.retriever import HybridRetriever, SearchRequest
+from app.retrieval.ranking import SearchRequest
+from app.retrieval.retriever import HybridRetriever
 from indexer.embedding import Embedder
 from indexer.lexical import query_terms, tokenize
 from indexer.models import parse_passage_id

@@ -462,7 +462,7 @@ def _add_prune_parser(commands: Any) -> None:
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from app.attribution.present import present
     from app.retrieval.fusion import FusionMethod
-    from app.retrieval.retriever import SearchMode, SearchRequest
+    from app.retrieval.ranking import SearchMode, SearchRequest
 
     if not args.query.strip():
         raise CommandError("the query is empty")
@@ -500,7 +500,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from app.evaluation.retrieval import DEFAULT_VARIANTS, Variant, evaluate, load_questions
     from app.retrieval.fusion import FusionMethod
-    from app.retrieval.retriever import SearchMode
+    from app.retrieval.ranking import SearchMode
 
     retriever = open_retriever(settings)
     questions = list(load_questions(args.questions))

@@ -24,7 +24,8 @@ from typing import Any
 from tqdm import tqdm
 
 from app.retrieval.fusion import FusionMethod
-from app.retrieval.retriever import HybridRetriever, SearchMode, SearchRequest
+from app.retrieval.ranking import SearchMode, SearchRequest
+from app.retrieval.retriever import HybridRetriever
 
 KS = (1, 5, 10, 20)
 MRR_DEPTH = 20

@@ -32,7 +32,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from app.attribution.citations import CitationError
 from app.attribution.present import present
 from app.attribution.verifier import AnswerAttributor, AttributeOptions, MalformedPassageIds
-from app.retrieval.retriever import SearchMode, SearchRequest, serving_embedder
+from app.retrieval.ranking import SearchMode, SearchRequest
+from app.retrieval.retriever import serving_embedder
 from app.serving import ServingIndex, open_serving
 from app.settings import Settings
 from indexer import __version__

@@ -16,23 +16,33 @@ Usage::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from app.retrieval.fusion import DEFAULT_RRF_K, FusedHit, FusionMethod, linear, rrf
+from app.retrieval.ranking import (
+    Ranked,
+    RetrievalDefaults,
+    SearchHit,
+    SearchMode,
+    SearchRequest,
+    by_score,
+    candidate_count,
+    fuse_request,
+    materialise,
+    resolve_defaults,
+)
 from indexer.dense import DenseIndex
 from indexer.embedding import Embedder, ModelInfo
 from indexer.generation import CorruptGeneration, Generation, IndexLayout
 from indexer.lexical import LexicalIndex
 from indexer.onnx_query import default_onnx_cache_dir
-from indexer.store import PassageRecord, PassageStore, StoreOutdated
+from indexer.store import PassageStore, StoreOutdated
 
 log = logging.getLogger(__name__)
 
@@ -41,47 +51,8 @@ T = TypeVar("T")
 ENCODE_CACHE_SIZE = 4096
 
 
-class SearchMode(StrEnum):
-    HYBRID = "hybrid"
-    DENSE = "dense"
-    LEXICAL = "lexical"
-
-
 class ModelMismatch(Exception):
     """The index was built with another embedding model than the one configured."""
-
-
-@dataclass(frozen=True, slots=True)
-class RetrievalDefaults:
-    """Fusion defaults; the build records them in the manifest. Linear fusion with α = 0.45
-    (dense weight) beat RRF at every k on the SQuAD dev evaluation (benchmarks/RESULTS.md)."""
-
-    fusion: FusionMethod = FusionMethod.LINEAR
-    rrf_k: int = DEFAULT_RRF_K
-    alpha: float = 0.45
-    candidates: int = 100
-
-
-@dataclass(frozen=True, slots=True)
-class SearchRequest:
-    query: str
-    k: int = 10
-    mode: SearchMode = SearchMode.HYBRID
-    fusion: FusionMethod | None = None
-    wikis: tuple[str, ...] | None = None
-    languages: tuple[str, ...] | None = None
-    pages: tuple[tuple[str, int], ...] | None = None
-    max_per_article: int | None = None
-    rrf_k: int | None = None
-    alpha: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    """A passage and its scores: ``dense`` (cosine), ``lexical`` (BM25), ``fused``."""
-
-    passage: PassageRecord
-    scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -224,7 +195,7 @@ class HybridRetriever:
     ) -> None:
         self.index = index
         self.embedder = embedder
-        self.defaults = defaults or defaults_from_manifest(index.manifest)
+        self.defaults = defaults or resolve_defaults(index.manifest.get("retrieval"))
         self._allowed = lru_cache(maxsize=64)(self._allowed_ids)
         # Repeated queries (retries, evaluation variants, paging) and the passage windows that
         # attribution scores again skip the model (4,096 vectors: ~7 MB at 384 dims).
@@ -250,8 +221,8 @@ class HybridRetriever:
         if request.k < 1:
             raise ValueError(f"k must be ≥ 1, got {request.k}")
         cap = request.max_per_article
-        candidates = max(self.defaults.candidates, request.k * (4 if cap else 2))
-        ranked: dict[str, list[tuple[int, float]]] = {}
+        candidates = candidate_count(self.defaults, request.k, cap)
+        ranked: dict[str, Ranked] = {}
         if request.mode is SearchMode.HYBRID:
             # tantivy releases the GIL: its search runs while the query is being embedded.
             lexical = self._pool.submit(self._lexical, request, candidates)
@@ -261,28 +232,26 @@ class HybridRetriever:
             ranked["dense"] = self._dense(request, candidates, vector)
         else:
             ranked["lexical"] = self._lexical(request, candidates)
-        fused = self._fuse(request, ranked)
-        return self._materialise(fused, request.k, cap)
+        fused = fuse_request(ranked, request, self.defaults)
+        return materialise(fused, self.index.store.passages_by_rows, request.k, cap)
 
     # -- components -----------------------------------------------------------------------
 
     def dense_candidates(
         self, request: SearchRequest, candidates: int, vector: np.ndarray | None = None
-    ) -> list[tuple[int, float]]:
+    ) -> Ranked:
         """The dense component alone: ``(row id, cosine)`` best first, for the filters of
         ``request``; ``vector`` is the query's embedding when the caller has it (a shard
         answering a router, :mod:`app.retrieval.router`)."""
         return self._dense(request, candidates, vector)
 
-    def lexical_candidates(
-        self, request: SearchRequest, candidates: int
-    ) -> list[tuple[int, float]]:
+    def lexical_candidates(self, request: SearchRequest, candidates: int) -> Ranked:
         """The lexical component alone: ``(row id, BM25)`` best first."""
         return self._lexical(request, candidates)
 
     def _dense(
         self, request: SearchRequest, candidates: int, vector: np.ndarray | None = None
-    ) -> list[tuple[int, float]]:
+    ) -> Ranked:
         allowed = self._allowed(request.wikis, request.languages, request.pages)
         if allowed is not None and allowed.size == 0:
             return []
@@ -291,7 +260,7 @@ class HybridRetriever:
         delta = self.index.delta
         if delta is None or delta.ntotal == 0:
             hits = self.index.dense.search(vector, candidates, allowed_ids=allowed)
-            return _by_score([(h.doc_id, h.score) for h in hits])
+            return by_score([(h.doc_id, h.score) for h in hits])
         # Updated pages: the main index still holds their superseded passages (dropped at
         # materialisation), so over-fetch it by the delta's size and merge by passage id.
         extra = min(delta.ntotal, 4 * candidates)
@@ -302,9 +271,9 @@ class HybridRetriever:
         ]:
             if hit.score > best.get(hit.doc_id, float("-inf")):
                 best[hit.doc_id] = hit.score
-        return _by_score(list(best.items()))
+        return by_score(list(best.items()))
 
-    def _lexical(self, request: SearchRequest, candidates: int) -> list[tuple[int, float]]:
+    def _lexical(self, request: SearchRequest, candidates: int) -> Ranked:
         hits = self.index.lexical.search(
             request.query,
             candidates,
@@ -312,7 +281,7 @@ class HybridRetriever:
             wikis=request.wikis,
             page_ids=request.pages,
         )
-        return _by_score([(h.doc_id, h.score) for h in hits])
+        return by_score([(h.doc_id, h.score) for h in hits])
 
     def _allowed_ids(
         self,
@@ -323,63 +292,3 @@ class HybridRetriever:
         if wikis is None and languages is None and pages is None:
             return None
         return self.index.store.current_row_ids(wikis=wikis, languages=languages, pages=pages)
-
-    def _fuse(
-        self, request: SearchRequest, ranked: dict[str, list[tuple[int, float]]]
-    ) -> list[FusedHit]:
-        method = request.fusion or self.defaults.fusion
-        if method is FusionMethod.LINEAR:
-            alpha = self.defaults.alpha if request.alpha is None else request.alpha
-            return linear(ranked, alpha=alpha)
-        k = self.defaults.rrf_k if request.rrf_k is None else request.rrf_k
-        return rrf(ranked, k=k)
-
-    def _materialise(self, fused: Sequence[FusedHit], k: int, cap: int | None) -> list[SearchHit]:
-        results: list[SearchHit] = []
-        per_article: dict[tuple[str, int], int] = {}
-        window = 4 * k
-        for start in range(0, len(fused), window):
-            chunk = fused[start : start + window]
-            records = self.index.store.passages_by_rows([h.doc_id for h in chunk])
-            for hit in chunk:
-                record = records.get(hit.doc_id)
-                if record is None or record.revision_id != record.current_revision_id:
-                    continue  # not (or no longer) a current passage
-                if record.suppressed is not None:
-                    continue  # deleted page or hidden revision
-                article = (record.wiki, record.page_id)
-                if cap is not None and per_article.get(article, 0) >= cap:
-                    continue
-                per_article[article] = per_article.get(article, 0) + 1
-                results.append(SearchHit(record, {**hit.components, "fused": hit.score}))
-                if len(results) == k:
-                    return results
-        return results
-
-
-def _by_score(hits: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    """Best first, equal scores by row id: a deterministic order that does not depend on how
-    FAISS or tantivy happen to lay out their data (tantivy orders ties by segment), and the
-    order a router merging shards reproduces (:mod:`app.retrieval.router`)."""
-    return sorted(hits, key=lambda item: (-item[1], item[0]))
-
-
-def defaults_from_manifest(
-    manifest: dict[str, Any],
-    fallback: RetrievalDefaults | None = None,
-    overrides: dict[str, Any] | None = None,
-) -> RetrievalDefaults:
-    """Fusion settings: explicit ``overrides`` first, then what the build recorded in the
-    manifest, then ``fallback`` (the evaluated default: linear fusion, α = 0.45)."""
-    fallback = fallback or RetrievalDefaults()
-    recorded = {**(manifest.get("retrieval") or {}), **(overrides or {})}
-    try:
-        return RetrievalDefaults(
-            fusion=FusionMethod(recorded.get("fusion", fallback.fusion)),
-            rrf_k=int(recorded.get("rrf_k", fallback.rrf_k)),
-            alpha=float(recorded.get("alpha", fallback.alpha)),
-            candidates=int(recorded.get("candidates", fallback.candidates)),
-        )
-    except (TypeError, ValueError):
-        log.warning("unusable retrieval defaults %r; using %r", recorded, fallback)
-        return fallback

@@ -43,8 +43,19 @@ from typing import Any
 import httpx
 import numpy as np
 
-from app.retrieval.fusion import FusedHit, FusionMethod, linear, rrf
-from app.retrieval.retriever import RetrievalDefaults, SearchHit, SearchMode, SearchRequest
+from app.retrieval.ranking import (
+    Ranked,
+    RetrievalDefaults,
+    SearchHit,
+    SearchMode,
+    SearchRequest,
+    by_score,
+    candidate_count,
+    fuse_request,
+    materialise,
+    resolve_defaults,
+    servable,
+)
 from indexer.lexical import analyzer_group, indexed_text, lexical_doc, query_terms, tokenize
 from indexer.models import License
 from indexer.store import PassageRecord
@@ -138,10 +149,6 @@ def record_from_json(data: Mapping[str, Any]) -> PassageRecord:
     )
 
 
-def _servable(record: PassageRecord) -> bool:
-    return record.revision_id == record.current_revision_id and record.suppressed is None
-
-
 def shard_candidates(
     serving: Any,
     query: str,
@@ -185,7 +192,7 @@ def shard_candidates(
     return {
         "generation": serving.name,
         "shard": index.manifest.get("shard"),
-        "retrieval": _defaults_json(retriever.defaults),
+        "retrieval": retriever.defaults.to_json(),
         "dense": [[doc, score] for doc, score in dense_hits],
         "lexical": [[doc, score] for doc, score in lexical_hits],
         "lexical_requested": lexical,
@@ -199,17 +206,8 @@ def shard_candidates(
         },
         "term_freqs": term_freqs,
         "passages": {
-            str(doc): record_to_json(r) if _servable(r) else None for doc, r in records.items()
+            str(doc): record_to_json(r) if servable(r) else None for doc, r in records.items()
         },
-    }
-
-
-def _defaults_json(defaults: RetrievalDefaults) -> dict[str, Any]:
-    return {
-        "fusion": str(defaults.fusion),
-        "rrf_k": defaults.rrf_k,
-        "alpha": defaults.alpha,
-        "candidates": defaults.candidates,
     }
 
 
@@ -220,7 +218,7 @@ def shard_info(serving: Any) -> dict[str, Any]:
         "generation": serving.name,
         "shard": manifest.get("shard"),
         "model": manifest.get("model"),
-        "retrieval": _defaults_json(serving.retriever.defaults),
+        "retrieval": serving.retriever.defaults.to_json(),
         "wikis": [
             {"wiki": s.wiki, "language": s.language, "base_url": s.base_url, "sitename": s.sitename}
             for s in serving.sites.values()
@@ -303,7 +301,7 @@ def global_lexical(
                 whole.tokens.get(group, 0),
                 whole.doc_freq.get(group, {}),
             )
-    ranked = sorted(scored.items(), key=lambda item: (-item[1], item[0]))[:n]
+    ranked = by_score(list(scored.items()))[:n]
     threshold = ranked[-1][1] if len(ranked) >= n else float("-inf")
     incomplete = []
     for i, answer in enumerate(answers):
@@ -315,41 +313,10 @@ def global_lexical(
     return ranked, incomplete
 
 
-def merge_dense(answers: Sequence[Mapping[str, Any]], n: int) -> list[tuple[int, float]]:
-    hits = [(int(doc), float(score)) for a in answers for doc, score in a["dense"]]
-    return sorted(hits, key=lambda item: (-item[1], item[0]))[:n]
-
-
-def fuse(
-    ranked: dict[str, list[tuple[int, float]]],
-    defaults: RetrievalDefaults,
-    fusion: FusionMethod | None,
-) -> list[FusedHit]:
-    """As :meth:`HybridRetriever._fuse`."""
-    method = fusion or defaults.fusion
-    if method is FusionMethod.LINEAR:
-        return linear(ranked, alpha=defaults.alpha)
-    return rrf(ranked, k=defaults.rrf_k)
-
-
-def materialise(
-    fused: Sequence[FusedHit], records: Mapping[int, PassageRecord | None], k: int, cap: int | None
-) -> list[SearchHit]:
-    """As :meth:`HybridRetriever._materialise`: skip what is not servable, cap per article."""
-    results: list[SearchHit] = []
-    per_article: dict[tuple[str, int], int] = {}
-    for hit in fused:
-        record = records.get(hit.doc_id)
-        if record is None:
-            continue
-        article = (record.wiki, record.page_id)
-        if cap is not None and per_article.get(article, 0) >= cap:
-            continue
-        per_article[article] = per_article.get(article, 0) + 1
-        results.append(SearchHit(record, {**hit.components, "fused": hit.score}))
-        if len(results) == k:
-            break
-    return results
+def merge_dense(answers: Sequence[Mapping[str, Any]], n: int) -> Ranked:
+    """The global top ``n`` dense list: the best of the shards' best (a cosine does not
+    depend on the other vectors)."""
+    return by_score([(int(doc), float(score)) for a in answers for doc, score in a["dense"]])[:n]
 
 
 @dataclass
@@ -426,13 +393,10 @@ class ShardRouter:
 
     def defaults(self) -> RetrievalDefaults:
         """The fusion defaults the shards' index recorded (explicit settings win)."""
-        from app.retrieval.retriever import defaults_from_manifest
-
         for state in self.states.values():
             if state.info is not None:
-                manifest = {"retrieval": state.info.get("retrieval") or {}}
-                return defaults_from_manifest(manifest, self.fallback, self.overrides)
-        return defaults_from_manifest({}, self.fallback, self.overrides)
+                return resolve_defaults(state.info.get("retrieval"), self.fallback, self.overrides)
+        return resolve_defaults(None, self.fallback, self.overrides)
 
     async def _candidates(
         self, url: str, body: dict[str, Any]
@@ -452,7 +416,7 @@ class ShardRouter:
         refuses it and is left out)."""
         defaults = self.defaults()
         cap = request.max_per_article
-        n = max(defaults.candidates, request.k * (4 if cap else 2))
+        n = candidate_count(defaults, request.k, cap)
         body: dict[str, Any] = {
             "query": request.query,
             "mode": request.mode.value,
@@ -475,7 +439,7 @@ class ShardRouter:
             else:
                 answers.append(answer)
                 urls.append(url)
-        ranked: dict[str, list[tuple[int, float]]] = {}
+        ranked: dict[str, Ranked] = {}
         refetches = 0
         followups: dict[str, int] = {}
         if request.mode is not SearchMode.DENSE and answers:
@@ -504,9 +468,9 @@ class ShardRouter:
         for answer in answers:
             for doc, data in answer["passages"].items():
                 records[int(doc)] = None if data is None else record_from_json(data)
-        fused = fuse(ranked, defaults, request.fusion) if ranked else []
+        fused = fuse_request(ranked, request, defaults) if ranked else []
         return Merged(
-            hits=materialise(fused, records, request.k, cap),
+            hits=materialise(fused, lambda rows: records, request.k, cap),
             generations=[str(a["generation"]) for a in answers],
             missing=missing,
             refetches=refetches,

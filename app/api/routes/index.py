@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from fastapi import APIRouter
 
 from app.api.deps import PrincipalDep, ServicesDep, ServingDep
@@ -38,10 +36,7 @@ def describe_index(
             for s in sorted(serving.sites.values(), key=lambda s: s.wiki)
         ],
         languages=sorted(serving.languages),
-        retrieval={
-            k: (v.value if hasattr(v, "value") else v)
-            for k, v in asdict(serving.retriever.defaults).items()
-        },
+        retrieval=serving.retriever.defaults.to_json(),
         manifest=manifest,
         fallback=FallbackInfo.model_validate(fallback.as_dict()) if fallback is not None else None,
     )

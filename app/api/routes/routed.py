@@ -26,7 +26,7 @@ from app.api.schemas import (
     SearchResponse,
     error_responses,
 )
-from app.retrieval.retriever import SearchMode
+from app.retrieval.ranking import SearchMode
 from app.retrieval.router import ShardRouter
 
 router = APIRouter(tags=["router"])
@@ -172,12 +172,7 @@ async def describe(request: Request, principal: PrincipalDep) -> dict[str, Any]:
         "shards": [
             {"url": s.url, "error": s.error, "info": s.info} for s in shards.states.values()
         ],
-        "retrieval": {
-            "fusion": str(shards.defaults().fusion),
-            "alpha": shards.defaults().alpha,
-            "rrf_k": shards.defaults().rrf_k,
-            "candidates": shards.defaults().candidates,
-        },
+        "retrieval": shards.defaults().to_json(),
     }
 
 

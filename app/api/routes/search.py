@@ -13,7 +13,7 @@ from app.api.schemas import (
     SearchResponse,
     error_responses,
 )
-from app.retrieval.retriever import SearchMode
+from app.retrieval.ranking import SearchMode
 
 router = APIRouter(prefix="/v1", tags=["search"])
 

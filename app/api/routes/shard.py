@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import PrincipalDep, ServicesDep, ServingDep
 from app.api.schemas import MAX_FILTER_VALUES, ApiError, FilterValue, error_responses
-from app.retrieval.retriever import SearchMode
+from app.retrieval.ranking import SearchMode
 from app.retrieval.router import shard_candidates, shard_info
 
 router = APIRouter(prefix="/v1/shard", tags=["shard"])

@@ -1,0 +1,195 @@
+"""The ranking rules of one search, in one place: what a search asks for, how many candidates
+each component fetches, how their lists are ordered and fused, and which fused hits become
+results (servable passages only, at most ``max_per_article`` per article, the first ``k``).
+
+Both the single-index :class:`~app.retrieval.retriever.HybridRetriever` and the shard
+router (:mod:`app.retrieval.router`) rank with these functions, so a routed search cannot
+drift from the unsharded one: they differ only in where the candidate lists and the passage
+records come from.
+
+Usage::
+
+    >>> defaults = RetrievalDefaults()                     # linear fusion, α = 0.45
+    >>> candidate_count(defaults, k=10, cap=None), candidate_count(defaults, k=50, cap=2)
+    (100, 200)
+    >>> by_score([(7, 0.5), (3, 0.9), (5, 0.5)])
+    [(3, 0.9), (5, 0.5), (7, 0.5)]
+    >>> ranked = {"dense": [(1, 0.9), (2, 0.7)], "lexical": [(2, 3.0), (4, 1.0)]}
+    >>> [h.doc_id for h in fuse(ranked, defaults)]
+    [2, 1, 4]
+    >>> [h.doc_id for h in fuse(ranked, defaults, alpha=1.0)]   # dense only decides
+    [1, 2, 4]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from app.retrieval.fusion import DEFAULT_RRF_K, FusedHit, FusionMethod, linear, rrf
+from indexer.store import PassageRecord
+
+log = logging.getLogger(__name__)
+
+Ranked = list[tuple[int, float]]
+# The names of the fusion settings: what a build records under the manifest's "retrieval",
+# what a shard tells its router, and the Settings fields (flags, WIKIRAG_*) that override them.
+DEFAULT_FIELDS = ("fusion", "rrf_k", "alpha", "candidates")
+
+
+class SearchMode(StrEnum):
+    HYBRID = "hybrid"
+    DENSE = "dense"
+    LEXICAL = "lexical"
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalDefaults:
+    """Fusion defaults; the build records them in the manifest. Linear fusion with α = 0.45
+    (dense weight) beat RRF at every k on the SQuAD dev evaluation (benchmarks/RESULTS.md)."""
+
+    fusion: FusionMethod = FusionMethod.LINEAR
+    rrf_k: int = DEFAULT_RRF_K
+    alpha: float = 0.45
+    candidates: int = 100
+
+    def to_json(self) -> dict[str, Any]:
+        """As recorded in a manifest and reported by ``GET /v1/index``.
+
+        >>> RetrievalDefaults().to_json()
+        {'fusion': 'linear', 'rrf_k': 60, 'alpha': 0.45, 'candidates': 100}
+        """
+        return {
+            "fusion": self.fusion.value,
+            "rrf_k": self.rrf_k,
+            "alpha": self.alpha,
+            "candidates": self.candidates,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    query: str
+    k: int = 10
+    mode: SearchMode = SearchMode.HYBRID
+    fusion: FusionMethod | None = None
+    wikis: tuple[str, ...] | None = None
+    languages: tuple[str, ...] | None = None
+    pages: tuple[tuple[str, int], ...] | None = None
+    max_per_article: int | None = None
+    rrf_k: int | None = None
+    alpha: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A passage and its scores: ``dense`` (cosine), ``lexical`` (BM25), ``fused``."""
+
+    passage: PassageRecord
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_defaults(
+    recorded: Mapping[str, Any] | None,
+    fallback: RetrievalDefaults | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RetrievalDefaults:
+    """The fusion settings a service ranks with: explicit ``overrides`` (flags, ``WIKIRAG_*``)
+    first, then what the build ``recorded``, then ``fallback`` (the evaluated default). An
+    unusable recorded value falls back as a whole, with a warning.
+
+    >>> resolve_defaults({"alpha": 0.3, "fusion": "rrf"}, overrides={"alpha": 0.6})
+    RetrievalDefaults(fusion=<FusionMethod.RRF: 'rrf'>, rrf_k=60, alpha=0.6, candidates=100)
+    >>> resolve_defaults({"rrf_k": "many"}) == RetrievalDefaults()
+    True
+    """
+    fallback = fallback or RetrievalDefaults()
+    values = {**(recorded or {}), **(overrides or {})}
+    try:
+        return RetrievalDefaults(
+            fusion=FusionMethod(values.get("fusion", fallback.fusion)),
+            rrf_k=int(values.get("rrf_k", fallback.rrf_k)),
+            alpha=float(values.get("alpha", fallback.alpha)),
+            candidates=int(values.get("candidates", fallback.candidates)),
+        )
+    except (TypeError, ValueError):
+        log.warning("unusable retrieval defaults %r; using %r", values, fallback)
+        return fallback
+
+
+def candidate_count(defaults: RetrievalDefaults, k: int, cap: int | None) -> int:
+    """How many candidates each component fetches for ``k`` results: the configured
+    ``candidates``, or more for a deep page — twice ``k``, four times under a per-article cap,
+    which drops many candidates of the best articles."""
+    return max(defaults.candidates, k * (4 if cap else 2))
+
+
+def by_score(hits: Sequence[tuple[int, float]]) -> Ranked:
+    """Best first, equal scores by row id: a deterministic order that does not depend on how
+    FAISS or tantivy happen to lay out their data (tantivy orders ties by segment), so one
+    index and a router merging its shards' lists order the same candidates the same way."""
+    return sorted(hits, key=lambda item: (-item[1], item[0]))
+
+
+def fuse(
+    ranked: Mapping[str, Sequence[tuple[int, float]]],
+    defaults: RetrievalDefaults,
+    *,
+    fusion: FusionMethod | None = None,
+    alpha: float | None = None,
+    rrf_k: int | None = None,
+) -> list[FusedHit]:
+    """The components' lists fused (:mod:`app.retrieval.fusion`) by the request's method and
+    parameters where it gives them, else by ``defaults``. One list fuses to itself in order."""
+    method = fusion or defaults.fusion
+    if method is FusionMethod.LINEAR:
+        return linear(ranked, alpha=defaults.alpha if alpha is None else alpha)
+    return rrf(ranked, k=defaults.rrf_k if rrf_k is None else rrf_k)
+
+
+def fuse_request(
+    ranked: Mapping[str, Sequence[tuple[int, float]]],
+    request: SearchRequest,
+    defaults: RetrievalDefaults,
+) -> list[FusedHit]:
+    """:func:`fuse` with the method and parameters ``request`` asks for."""
+    return fuse(ranked, defaults, fusion=request.fusion, alpha=request.alpha, rrf_k=request.rrf_k)
+
+
+def servable(record: PassageRecord) -> bool:
+    """Whether search may return ``record``: a passage of its page's current revision, not
+    suppressed (deleted page, hidden revision)."""
+    return record.revision_id == record.current_revision_id and record.suppressed is None
+
+
+def materialise(
+    fused: Sequence[FusedHit],
+    fetch: Callable[[Sequence[int]], Mapping[int, PassageRecord | None]],
+    k: int,
+    cap: int | None,
+) -> list[SearchHit]:
+    """The first ``k`` servable passages of ``fused``, at most ``cap`` per article, each
+    with its component scores and its fused score. ``fetch(row_ids)`` returns the records of
+    those rows (absent or None: no such passage); it is called on windows of ``4 k`` hits, so a
+    deep candidate list costs store lookups only as far as results need."""
+    results: list[SearchHit] = []
+    per_article: dict[tuple[str, int], int] = {}
+    window = 4 * k
+    for start in range(0, len(fused), window):
+        chunk = fused[start : start + window]
+        records = fetch([hit.doc_id for hit in chunk])
+        for hit in chunk:
+            record = records.get(hit.doc_id)
+            if record is None or not servable(record):
+                continue  # not (or no longer) a current, visible passage
+            article = (record.wiki, record.page_id)
+            if cap is not None and per_article.get(article, 0) >= cap:
+                continue
+            per_article[article] = per_article.get(article, 0) + 1
+            results.append(SearchHit(record, {**hit.components, "fused": hit.score}))
+            if len(results) == k:
+                return results
+    return results

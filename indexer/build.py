@@ -40,6 +40,7 @@ from indexer.embedding import (
     embed_with_cache,
     embedding_text,
 )
+from indexer.errors import WikiragError
 from indexer.faults import kill_point
 from indexer.generation import (
     DENSE_FILE,
@@ -56,8 +57,10 @@ from indexer.store import PassageStore, StoreError
 log = logging.getLogger(__name__)
 
 
-class BuildError(Exception):
+class BuildError(WikiragError):
     """The build could not produce a usable generation; nothing was published."""
+
+    code = "build-failed"
 
 
 @dataclass(frozen=True, slots=True)

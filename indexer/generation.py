@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.errors import WikiragError
 from indexer.faults import kill_point
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,10 @@ BUILDING_PREFIX = ".building-"
 TEMP_PATTERNS = ("*.tmp", ".*.tmp-*")
 
 
-class IndexError_(Exception):
+class IndexError_(WikiragError):
     """Base of index directory problems (named to avoid the builtin ``IndexError``)."""
+
+    code = "index-unusable"
 
 
 class NoPublishedIndex(IndexError_):

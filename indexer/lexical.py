@@ -94,6 +94,8 @@ from typing import Any, Protocol
 
 import tantivy
 
+from indexer.errors import WikiragError
+
 __all__ = [
     "FORMAT_VERSION",
     "META_FILE",
@@ -177,8 +179,10 @@ _I64_MAX = 2**63 - 1
 _MIN_HEAP_PER_THREAD = 15_000_000  # tantivy's floor for an indexing thread's memory
 
 
-class LexicalIndexError(Exception):
+class LexicalIndexError(WikiragError):
     """The directory holds no lexical index, or one built with other analysis settings."""
+
+    code = "lexical-index"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from indexer.errors import InvalidInput
 from indexer.models import CC_BY_SA_3, CC_BY_SA_4, License, RawRevision
 
 TERMS_OF_USE_4_0 = "2023-06-07T00:00:00Z"
@@ -43,7 +44,9 @@ class LicensePolicy:
         for wiki, rule in rules.items():
             if rule != AUTO and rule not in KNOWN_LICENSES:
                 choices = ", ".join([AUTO, *KNOWN_LICENSES])
-                raise ValueError(f"unknown license rule {rule!r} for {wiki}; use one of {choices}")
+                raise InvalidInput(
+                    f"unknown license rule {rule!r} for {wiki}; use one of {choices}"
+                )
         return cls(dict(rules))
 
     def license_for(self, wiki: str, timestamp: str) -> tuple[License, str]:
@@ -80,7 +83,7 @@ def utc_instant(timestamp: str) -> datetime:
             return moment.replace(tzinfo=UTC)
         return moment.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise ValueError(
+        raise InvalidInput(
             f"unreadable timestamp {timestamp!r}: expected ISO 8601, e.g. 2016-05-01T12:00:00Z"
         ) from None
 

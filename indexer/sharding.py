@@ -50,6 +50,7 @@ import numpy as np
 
 from indexer.dense import DenseIndex, default_index_factory
 from indexer.embedding import Embedder, EmbeddingCache, embed_with_cache
+from indexer.errors import WikiragError
 from indexer.generation import DENSE_FILE, LEXICAL_DIR, STORE_FILE, IndexLayout
 from indexer.lexical import LexicalIndex, analyzer_group, indexed_text, lexical_doc, tokenize
 from indexer.store import PassageStore
@@ -61,8 +62,10 @@ SHARD_PREFIX = "shard-"
 _DELTA_FILE = "delta.faiss"
 
 
-class ShardingError(Exception):
+class ShardingError(WikiragError):
     """The split cannot be done (bad arguments, an output that exists, an empty shard…)."""
+
+    code = "sharding-failed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,7 @@ from indexer.embedding import (
     embed_with_cache,
     embedding_text,
 )
+from indexer.errors import WikiragError
 from indexer.faults import kill_point
 from indexer.generation import (
     DELTA_FILE,
@@ -99,8 +100,10 @@ _EVENT_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz", ".json", ".js
 MAX_REPORTED = 200
 
 
-class UpdateError(Exception):
+class UpdateError(WikiragError):
     """The update cannot run (no index, another model…); nothing was changed."""
+
+    code = "update-failed"
 
 
 @dataclass(frozen=True, slots=True)

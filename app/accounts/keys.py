@@ -41,6 +41,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.errors import InvalidInput
+
 __all__ = [
     "KEY_PREFIX",
     "ApiKey",
@@ -185,9 +187,9 @@ class KeyStore:
         """A new key: its record and the raw key (which is not stored and cannot be shown
         again)."""
         if not name.strip():
-            raise ValueError("a key needs a name (who or what uses it)")
+            raise InvalidInput("a key needs a name (who or what uses it)")
         if rate_limit is not None and rate_limit < 0:
-            raise ValueError(f"rate limit must be ≥ 0 requests per minute, got {rate_limit}")
+            raise InvalidInput(f"rate limit must be ≥ 0 requests per minute, got {rate_limit}")
         _check_quotas(quota_requests, quota_passages)
         key_id = secrets.token_hex(_KEY_ID_HEX // 2)
         secret = secrets.token_urlsafe(32)
@@ -295,7 +297,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
 def _check_quotas(requests: int | None, passages: int | None) -> None:
     for what, value in (("requests", requests), ("passages", passages)):
         if value is not None and value < 0:
-            raise ValueError(f"a quota of {what} per month must be ≥ 0 (or none), got {value}")
+            raise InvalidInput(f"a quota of {what} per month must be ≥ 0 (or none), got {value}")
 
 
 def _optional_int(value: object) -> int | None:

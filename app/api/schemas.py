@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from app.attribution.citations import SupersededBy
 from app.attribution.license import Attribution
 from app.retrieval.fusion import FusionMethod
 from app.retrieval.ranking import SearchMode
@@ -197,13 +198,6 @@ class SearchResponse(BaseModel):
 
 
 # -- passages -----------------------------------------------------------------------------
-
-
-class SupersededBy(BaseModel):
-    """The page's current revision, when it is newer than the one cited."""
-
-    revision_id: int
-    url: str = Field(description="Permanent link to the current revision")
 
 
 class PassageResponse(PassageFields):

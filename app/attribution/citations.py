@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import BaseModel, Field
 
 from app.attribution.license import Attribution, AttributionSubject, LicenseInfo, build_attribution
+from indexer.errors import WikiragError
 from indexer.models import SiteInfo
 from indexer.store import PageRecord, PassageStore, RevisionRecord, normalize_title
 from indexer.urls import article_url, history_url, revision_url
@@ -108,7 +109,7 @@ _ARTICLE_PATH = "/wiki/"
 _SCRIPT_PATHS = ("/w/index.php", "/index.php")
 
 
-class CitationError(Exception):
+class CitationError(WikiragError):
     """Why a citation could not be resolved.
 
     ``code`` is stable: ``malformed-url``, ``invalid-revision-id``, ``not-a-wikipedia-url``,

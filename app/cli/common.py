@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from app.settings import Settings
+from indexer.errors import WikiragError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -31,8 +32,10 @@ EXIT_CODES_HELP = """exit status:
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-class CommandError(Exception):
+class CommandError(WikiragError):
     """A failure the operator can act on; printed without a traceback."""
+
+    code = "command-failed"
 
 
 def settings_from_args(args: argparse.Namespace, names: Sequence[str]) -> Settings:

@@ -33,6 +33,7 @@ from app.cli.common import (
     settings_from_args,
 )
 from app.settings import Settings
+from indexer.errors import WikiragError
 
 
 def _add_ingest_flags(parser: argparse.ArgumentParser) -> None:
@@ -986,13 +987,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.verbose:  # faiss says at INFO which CPU build it loaded: noise for an operator
         logging.getLogger("faiss.loader").setLevel(logging.WARNING)
-    from app.retrieval.retriever import ModelMismatch
-    from indexer.build import BuildError
-    from indexer.generation import IndexError_
-    from indexer.sources.open import SourceError
-    from indexer.store import StoreError
-    from indexer.update import UpdateError
-
     try:
         settings_from: Callable[[argparse.Namespace], Settings] = getattr(
             args, "settings_from", lambda a: Settings()
@@ -1007,19 +1001,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, SettingsError) as exc:  # SettingsError: a WIKIRAG_* not parsed
         print(f"wikirag: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (
-        CommandError,
-        SourceError,
-        StoreError,
-        BuildError,
-        IndexError_,
-        ModelMismatch,
-        UpdateError,
-        ValueError,
-        OSError,
-    ) as exc:
-        print(f"wikirag {args.command}: {exc}", file=sys.stderr)
+    except (WikiragError, OSError) as exc:
+        message = failure_message(exc)
+        if message is None:
+            raise  # a bug: keep its traceback
+        print(f"wikirag {args.command}: {message}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def failure_message(exc: BaseException) -> str | None:
+    """What to tell the operator about ``exc``, or None when it is a bug that must keep its
+    traceback. Domain errors (:class:`~indexer.errors.WikiragError`) are reported by their
+    message; an ``OSError`` only when it names a file (a missing source, an unwritable
+    output: the operator's to fix); a bare ``ValueError`` or ``OSError`` without a path is a
+    bug, not a tidy message.
+
+    >>> from indexer.errors import InvalidInput
+    >>> failure_message(InvalidInput("k must be ≥ 1, got 0"))
+    'k must be ≥ 1, got 0'
+    >>> failure_message(FileNotFoundError(2, "No such file or directory", "dump.xml"))
+    "[Errno 2] No such file or directory: 'dump.xml'"
+    >>> failure_message(ValueError("bad state")) is None, failure_message(OSError("?")) is None
+    (True, True)
+    """
+    if isinstance(exc, WikiragError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return str(exc)
+    return None
 
 
 if __name__ == "__main__":

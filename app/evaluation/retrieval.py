@@ -26,6 +26,7 @@ from tqdm import tqdm
 from app.retrieval.fusion import FusionMethod
 from app.retrieval.ranking import SearchMode, SearchRequest
 from app.retrieval.retriever import HybridRetriever
+from indexer.errors import InvalidInput
 
 KS = (1, 5, 10, 20)
 MRR_DEPTH = 20
@@ -55,7 +56,7 @@ def load_questions(path: Path) -> Iterator[Question]:
                     title=str(obj.get("title", "")),
                 )
             except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}: line {number} is not a question: {exc}") from exc
+                raise InvalidInput(f"{path}: line {number} is not a question: {exc}") from exc
 
 
 def normalise(text: str) -> str:

@@ -39,6 +39,7 @@ from app.retrieval.ranking import (
 )
 from indexer.dense import DenseIndex
 from indexer.embedding import Embedder, ModelInfo
+from indexer.errors import InvalidInput, WikiragError
 from indexer.generation import CorruptGeneration, Generation, IndexLayout
 from indexer.lexical import LexicalIndex
 from indexer.onnx_query import default_onnx_cache_dir
@@ -51,8 +52,10 @@ T = TypeVar("T")
 ENCODE_CACHE_SIZE = 4096
 
 
-class ModelMismatch(Exception):
+class ModelMismatch(WikiragError):
     """The index was built with another embedding model than the one configured."""
+
+    code = "model-mismatch"
 
 
 @dataclass
@@ -219,7 +222,7 @@ class HybridRetriever:
         """The ``request.k`` best current passages; ``vector`` is the query's embedding when
         the caller already has it (attribution scores the same sentence)."""
         if request.k < 1:
-            raise ValueError(f"k must be ≥ 1, got {request.k}")
+            raise InvalidInput(f"k must be ≥ 1, got {request.k}")
         cap = request.max_per_article
         candidates = candidate_count(self.defaults, request.k, cap)
         ranked: dict[str, Ranked] = {}

@@ -27,6 +27,7 @@ from xml.etree.ElementTree import ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
+from indexer.errors import InvalidInput, WikiragError
 from indexer.licensing import utc_timestamp
 from indexer.models import RawRevision, SiteInfo, SkippedItem
 
@@ -84,9 +85,11 @@ def open_maybe_compressed(path: Path) -> AbstractContextManager[ByteStream]:
     return path.open("rb")
 
 
-class SourceError(Exception):
+class SourceError(WikiragError):
     """A problem with a whole source that makes reading it pointless (missing file,
     unknown format, export that does not say which wiki it comes from)."""
+
+    code = "unreadable-source"
 
 
 # --------------------------------------------------------------------------- wiki → site
@@ -129,7 +132,7 @@ def site_for_wiki(wiki: str) -> SiteInfo:
                 sitename=sitename,
             )
         break
-    raise ValueError(
+    raise InvalidInput(
         f"cannot tell the language and site of wiki {wiki!r}: expected a Wikimedia database "
         "name such as 'enwiki', 'simplewiki', 'frwiktionary' or 'enwikiversity'"
     )

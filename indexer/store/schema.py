@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from indexer.errors import WikiragError
+
 # Each entry migrates the schema from version i to i + 1. Never edit a released entry:
 # append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -104,8 +106,10 @@ REVISION_VISIBLE = "visible"
 REVISION_HIDDEN = "hidden"
 
 
-class StoreError(Exception):
+class StoreError(WikiragError):
     """The store file is unusable (newer schema, not a wikirag store, read-only…)."""
+
+    code = "store-unusable"
 
 
 class StoreOutdated(StoreError):

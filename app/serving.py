@@ -43,9 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from app.attribution.citations import CitationResolver
-from app.retrieval.fusion import FusionMethod
 from app.retrieval.ranking import (
-    DEFAULT_FIELDS,
     RetrievalDefaults,
     SearchHit,
     SearchMode,
@@ -90,14 +88,9 @@ class ServingIndex:
 def configured_defaults(settings: Settings) -> tuple[RetrievalDefaults, dict[str, Any]]:
     """The fusion settings of ``settings``: all of them (the fallback when an index recorded
     none) and those set explicitly by a flag or ``WIKIRAG_*`` (which beat what it recorded)."""
-    explicit = {n: getattr(settings, n) for n in DEFAULT_FIELDS if n in settings.model_fields_set}
-    fallback = RetrievalDefaults(
-        fusion=FusionMethod(settings.fusion),
-        rrf_k=settings.rrf_k,
-        alpha=settings.alpha,
-        candidates=settings.candidates,
-    )
-    return fallback, explicit
+    configured = settings.retrieval_defaults()
+    explicit = {n: v for n, v in configured.items() if n in settings.model_fields_set}
+    return resolve_defaults(configured), explicit
 
 
 def retrieval_defaults(manifest: dict[str, Any], settings: Settings) -> RetrievalDefaults:

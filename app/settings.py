@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Final, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from indexer.chunking import DEFAULT_MAX_WORDS, ChunkingConfig
@@ -23,7 +23,18 @@ if TYPE_CHECKING:  # the options classes live with the pipeline, which loads FAI
     from indexer.build import BuildOptions
     from indexer.ingest import IngestOptions
 
-_ORIGIN: Final = re.compile(r"https?://[A-Za-z0-9.\[\]:-]+")
+# The fusion settings (app.retrieval.ranking.RetrievalDefaults): what a build records under the
+# manifest's "retrieval", what a shard tells its router, and the flags that override them.
+RETRIEVAL_FIELDS: Final = ("fusion", "rrf_k", "alpha", "candidates")
+# What each comma-separated list setting accepts, and what to say of an item it refuses.
+_LIST_RULES: Final[dict[str, tuple[re.Pattern[str], str]]] = {
+    "cors_origins": (
+        re.compile(r"\*|https?://[A-Za-z0-9.\[\]:-]+"),
+        "an origin: give scheme://host[:port], e.g. https://app.example.org (no path, no "
+        "trailing slash), or *",
+    ),
+    "shard_urls": (re.compile(r"https?://\S+"), "a shard URL: give http(s)://host:port"),
+}
 
 
 class Settings(BaseSettings):
@@ -218,38 +229,21 @@ class Settings(BaseSettings):
         default=100, ge=1, description="events per update transaction (and checkpoint)"
     )
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "shard_urls", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("cors_origins")
+    @field_validator("cors_origins", "shard_urls")
     @classmethod
-    def _valid_origins(cls, origins: list[str]) -> list[str]:
-        for origin in origins:
-            if origin != "*" and not _ORIGIN.fullmatch(origin):
-                raise ValueError(
-                    f"{origin!r} is not an origin: give scheme://host[:port], e.g. "
-                    "https://app.example.org (no path, no trailing slash), or *"
-                )
-        return origins
-
-    @field_validator("shard_urls", mode="before")
-    @classmethod
-    def _split_shard_urls(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [url.strip() for url in value.split(",") if url.strip()]
-        return value
-
-    @field_validator("shard_urls")
-    @classmethod
-    def _valid_shard_urls(cls, urls: list[str]) -> list[str]:
-        for url in urls:
-            if not re.fullmatch(r"https?://\S+", url):
-                raise ValueError(f"{url!r} is not a shard URL: give http(s)://host:port")
-        return urls
+    def _valid_items(cls, items: list[str], info: ValidationInfo) -> list[str]:
+        pattern, problem = _LIST_RULES[info.field_name or ""]
+        for item in items:
+            if not pattern.fullmatch(item):
+                raise ValueError(f"{item!r} is not {problem}")
+        return items
 
     @field_validator("admin_key")
     @classmethod
@@ -294,12 +288,8 @@ class Settings(BaseSettings):
         )
 
     def retrieval_defaults(self) -> dict[str, object]:
-        return {
-            "fusion": self.fusion,
-            "rrf_k": self.rrf_k,
-            "alpha": self.alpha,
-            "candidates": self.candidates,
-        }
+        """The fusion settings, by the names a manifest records them under."""
+        return {name: getattr(self, name) for name in RETRIEVAL_FIELDS}
 
     def build_options(self) -> BuildOptions:
         from indexer.build import BuildOptions

@@ -178,3 +178,13 @@ def test_materialise_matches_the_reference_and_fetches_only_what_it_needs(
 
 def test_materialise_refuses_nothing_when_there_is_nothing() -> None:
     assert materialise([], lambda rows: pytest.fail("no fetch for no candidates"), 5, None) == []
+
+
+def test_the_settings_name_every_fusion_default_and_nothing_else() -> None:
+    from dataclasses import fields
+
+    from app.settings import RETRIEVAL_FIELDS, Settings
+
+    assert tuple(f.name for f in fields(RetrievalDefaults)) == RETRIEVAL_FIELDS
+    configured = Settings(alpha=0.3, fusion="rrf", rrf_k=7, candidates=40).retrieval_defaults()
+    assert resolve_defaults(configured) == RetrievalDefaults(FusionMethod.RRF, 7, 0.3, 40)

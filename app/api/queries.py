@@ -5,7 +5,8 @@ filter checks, the retriever's request for a body, and a hit's answer. Routes im
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from app.api.schemas import ApiError, Scores, SearchBody, SearchResult
 from app.attribution.present import present
@@ -56,23 +57,19 @@ def check_query(body: SearchBody, settings: Settings) -> str:
 
 
 def check_filters(body: SearchBody, sites: Mapping[str, object], languages: frozenset[str]) -> None:
-    unknown = sorted({w for w in body.wikis or () if w not in sites})
+    """A 422 naming what a filter asks for that the index does not hold."""
+    _known("wiki", body.wikis, sorted(sites))
+    _known("language", body.languages, sorted(languages))
+
+
+def _known(kind: str, asked: Sequence[str] | None, indexed: list[str]) -> None:
+    unknown = sorted({item for item in asked or () if item not in indexed})
     if unknown:
+        details: dict[str, Any] = {"unknown": unknown, f"indexed_{kind}s": indexed}
         raise ApiError(
             422,
-            "unknown-wiki",
-            f"wiki(s) {', '.join(map(repr, unknown))} are not indexed; indexed wikis: "
-            f"{', '.join(sorted(sites))}",
-            unknown=unknown,
-            indexed_wikis=sorted(sites),
-        )
-    unknown = sorted({lang for lang in body.languages or () if lang not in languages})
-    if unknown:
-        raise ApiError(
-            422,
-            "unknown-language",
-            f"language(s) {', '.join(map(repr, unknown))} are not indexed; indexed languages: "
-            f"{', '.join(sorted(languages))}",
-            unknown=unknown,
-            indexed_languages=sorted(languages),
+            f"unknown-{kind}",
+            f"{kind}(s) {', '.join(map(repr, unknown))} are not indexed; indexed {kind}s: "
+            f"{', '.join(indexed)}",
+            **details,
         )

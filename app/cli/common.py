@@ -61,15 +61,20 @@ def settings_from_args(args: argparse.Namespace, names: Sequence[str]) -> Settin
     return settings
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1 (0 or less is a usage error, exit 2)."""
+def whole_number(text: str, minimum: int, what: str = "a whole number") -> int:
+    """``text`` as an int of at least ``minimum``, else an argparse usage error (exit 2)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a number of at least {minimum}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (0 or less is a usage error, exit 2)."""
+    return whole_number(text, 1)
 
 
 def license_rule(item: str) -> tuple[str, str]:

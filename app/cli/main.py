@@ -31,6 +31,7 @@ from app.cli.common import (
     positive_int,
     retrieval_settings,
     settings_from_args,
+    whole_number,
 )
 from app.settings import Settings
 from indexer.errors import WikiragError
@@ -697,13 +698,7 @@ def _quota_value(text: str) -> int | None:
     """``--requests`` / ``--passages`` value: a count ≥ 0, or 'none' for unlimited."""
     if text.strip().lower() in ("none", "unlimited"):
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a quota must be ≥ 0, got {value}")
-    return value
+    return whole_number(text, 0, "a number or 'none'")
 
 
 _KEEP = object()

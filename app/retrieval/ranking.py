@@ -27,17 +27,16 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.retrieval.fusion import DEFAULT_RRF_K, FusedHit, FusionMethod, linear, rrf
-from indexer.store import PassageRecord
+
+if TYPE_CHECKING:
+    from indexer.store import PassageRecord
 
 log = logging.getLogger(__name__)
 
 Ranked = list[tuple[int, float]]
-# The names of the fusion settings: what a build records under the manifest's "retrieval",
-# what a shard tells its router, and the Settings fields (flags, WIKIRAG_*) that override them.
-DEFAULT_FIELDS = ("fusion", "rrf_k", "alpha", "candidates")
 
 
 class SearchMode(StrEnum):

@@ -43,19 +43,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from app.retrieval.ranking import (
-    Ranked,
-    RetrievalDefaults,
-    SearchHit,
-    SearchMode,
-    SearchRequest,
-    by_score,
-    candidate_count,
-    fuse_request,
-    materialise,
-    resolve_defaults,
-    servable,
-)
+from app.retrieval import ranking
+from app.retrieval.ranking import Ranked, RetrievalDefaults, SearchHit, SearchMode, SearchRequest
 from indexer.lexical import analyzer_group, indexed_text, lexical_doc, query_terms, tokenize
 from indexer.models import License
 from indexer.store import PassageRecord
@@ -206,7 +195,8 @@ def shard_candidates(
         },
         "term_freqs": term_freqs,
         "passages": {
-            str(doc): record_to_json(r) if servable(r) else None for doc, r in records.items()
+            str(doc): record_to_json(r) if ranking.servable(r) else None
+            for doc, r in records.items()
         },
     }
 
@@ -301,7 +291,7 @@ def global_lexical(
                 whole.tokens.get(group, 0),
                 whole.doc_freq.get(group, {}),
             )
-    ranked = by_score(list(scored.items()))[:n]
+    ranked = ranking.by_score(list(scored.items()))[:n]
     threshold = ranked[-1][1] if len(ranked) >= n else float("-inf")
     incomplete = []
     for i, answer in enumerate(answers):
@@ -316,7 +306,9 @@ def global_lexical(
 def merge_dense(answers: Sequence[Mapping[str, Any]], n: int) -> Ranked:
     """The global top ``n`` dense list: the best of the shards' best (a cosine does not
     depend on the other vectors)."""
-    return by_score([(int(doc), float(score)) for a in answers for doc, score in a["dense"]])[:n]
+    return ranking.by_score(
+        [(int(doc), float(score)) for a in answers for doc, score in a["dense"]]
+    )[:n]
 
 
 @dataclass
@@ -395,8 +387,10 @@ class ShardRouter:
         """The fusion defaults the shards' index recorded (explicit settings win)."""
         for state in self.states.values():
             if state.info is not None:
-                return resolve_defaults(state.info.get("retrieval"), self.fallback, self.overrides)
-        return resolve_defaults(None, self.fallback, self.overrides)
+                return ranking.resolve_defaults(
+                    state.info.get("retrieval"), self.fallback, self.overrides
+                )
+        return ranking.resolve_defaults(None, self.fallback, self.overrides)
 
     async def _candidates(
         self, url: str, body: dict[str, Any]
@@ -416,7 +410,7 @@ class ShardRouter:
         refuses it and is left out)."""
         defaults = self.defaults()
         cap = request.max_per_article
-        n = candidate_count(defaults, request.k, cap)
+        n = ranking.candidate_count(defaults, request.k, cap)
         body: dict[str, Any] = {
             "query": request.query,
             "mode": request.mode.value,
@@ -468,9 +462,9 @@ class ShardRouter:
         for answer in answers:
             for doc, data in answer["passages"].items():
                 records[int(doc)] = None if data is None else record_from_json(data)
-        fused = fuse_request(ranked, request, defaults) if ranked else []
+        fused = ranking.fuse_request(ranked, request, defaults) if ranked else []
         return Merged(
-            hits=materialise(fused, lambda rows: records, request.k, cap),
+            hits=ranking.materialise(fused, lambda rows: records, request.k, cap),
             generations=[str(a["generation"]) for a in answers],
             missing=missing,
             refetches=refetches,

@@ -155,7 +155,7 @@ def run_queries(
     from indexer.embedding import Embedder
 
     rss_start = current_rss_mb()
-    from indexer.onnx_query import default_onnx_cache_dir
+    from indexer.embedding.onnx import default_onnx_cache_dir
 
     embedder = Embedder(
         threads=threads or None,

@@ -12,7 +12,7 @@ import pytest
 from app.retrieval.ranking import SearchMode, SearchRequest
 from app.retrieval.retriever import HybridRetriever, LoadedIndex, serving_embedder
 from indexer.embedding import Embedder
-from indexer.onnx_query import TOLERANCE, OnnxQueryEncoder
+from indexer.embedding.onnx import TOLERANCE, OnnxQueryEncoder
 from tests.conftest import SAMPLES
 from tests.test_api import shared_embedder, shared_index
 

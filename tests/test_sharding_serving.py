@@ -155,7 +155,7 @@ def reference(source: Path) -> Iterator[HybridRetriever]:
         retriever.index.close()
 
 
-DENSE_TOLERANCE = 1e-5  # ONNX vs PyTorch (indexer.onnx_query.TOLERANCE)
+DENSE_TOLERANCE = 1e-5  # ONNX vs PyTorch (indexer.embedding.onnx.TOLERANCE)
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])

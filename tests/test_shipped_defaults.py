@@ -32,7 +32,7 @@ from app.retrieval.ranking import SearchMode, SearchRequest
 from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from app.settings import Settings
 from indexer.embedding import DEFAULT_MODEL_ID
-from indexer.onnx_query import TOLERANCE, OnnxQueryEncoder, default_onnx_cache_dir
+from indexer.embedding.onnx import TOLERANCE, OnnxQueryEncoder, default_onnx_cache_dir
 from tests.live_server import start_server, stop_server
 from tests.test_api import copy_index, service_settings, shared_embedder, shared_index
 

@@ -39,10 +39,10 @@ from app.retrieval.ranking import (
 )
 from indexer.dense import DenseIndex
 from indexer.embedding import Embedder, ModelInfo
+from indexer.embedding.onnx import default_onnx_cache_dir
 from indexer.errors import InvalidInput, WikiragError
 from indexer.generation import CorruptGeneration, Generation, IndexLayout
 from indexer.lexical import LexicalIndex
-from indexer.onnx_query import default_onnx_cache_dir
 from indexer.store import PassageStore, StoreOutdated
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ def serving_embedder(
     to 47 ms with 1 (benchmarks/RESULTS.md). Builds keep every core.
 
     ``query_encoder="onnx"`` embeds queries with the model's verified ONNX export, cached
-    in ``onnx_cache_dir`` (default: ``~/.cache/wikirag/onnx``; see :mod:`indexer.onnx_query`;
+    in ``onnx_cache_dir`` (default: ``~/.cache/wikirag/onnx``; see :mod:`indexer.embedding.onnx`;
     PyTorch is kept when the export is refused).
     """
     import faiss

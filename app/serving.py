@@ -54,6 +54,7 @@ from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from app.settings import Settings
 from indexer.embedding import Embedder
 from indexer.generation import Generation, IndexLayout
+from indexer.manifest import Manifest
 from indexer.models import SiteInfo
 
 log = logging.getLogger(__name__)
@@ -93,10 +94,10 @@ def configured_defaults(settings: Settings) -> tuple[RetrievalDefaults, dict[str
     return resolve_defaults(configured), explicit
 
 
-def retrieval_defaults(manifest: dict[str, Any], settings: Settings) -> RetrievalDefaults:
+def retrieval_defaults(manifest: Manifest, settings: Settings) -> RetrievalDefaults:
     """Fusion settings: those set explicitly (flag or ``WIKIRAG_*``) win, then the ones the
     build recorded in the manifest, then the configured defaults."""
-    return resolve_defaults(manifest.get("retrieval"), *configured_defaults(settings))
+    return resolve_defaults(manifest.retrieval, *configured_defaults(settings))
 
 
 def open_serving(generation: Generation, embedder: Embedder, settings: Settings) -> ServingIndex:
@@ -265,7 +266,7 @@ class Reloader:
         log.info(
             "serving generation %s (%d passages; opened and warmed up in %.2fs)%s",
             serving.name,
-            serving.index.manifest.get("counts", {}).get("indexed_passages", 0),
+            serving.index.manifest.counts.indexed_passages,
             seconds,
             f", replacing {prev_name}" if prev_name else "",
         )

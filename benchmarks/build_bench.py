@@ -126,7 +126,7 @@ def embedding_texts(index_dir: Path) -> list[str]:
     generation = IndexLayout(index_dir).current()
     store = PassageStore(generation.file(STORE_FILE), readonly=True)
     try:
-        context = generation.manifest["model"]["embed_context"]
+        context = generation.manifest.model.embed_context
         return [embedding_text(r, context) for r in store.iter_current_passages()]
     finally:
         store.close()

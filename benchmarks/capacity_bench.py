@@ -257,14 +257,15 @@ def measure_lexical(stores: list[Path], work: Path) -> dict[str, Any]:
 
 def existing_indexes() -> dict[str, Any]:
     """Sizes of built index generations in ``var/`` (skipped when absent)."""
+    from indexer.generation import MANIFEST, IndexLayout
+
     found: dict[str, Any] = {}
     for name, root in (("squad2", SQUAD_INDEX), ("synthetic-1m", BENCH_1M)):
         current = root / "current"
-        manifest = current / "manifest.json"
-        if not manifest.exists():
+        if not (current / MANIFEST).exists():
             continue
-        meta = json.loads(manifest.read_text(encoding="utf-8"))
-        passages = int(meta.get("counts", {}).get("indexed_passages") or 0)
+        meta = IndexLayout(root).current().manifest
+        passages = meta.counts.indexed_passages
         if not passages:
             continue
         sizes = {
@@ -275,7 +276,7 @@ def existing_indexes() -> dict[str, Any]:
         found[name] = {
             "path": str(root.relative_to(ROOT)),
             "passages": passages,
-            "dense_factory": meta.get("dense", {}).get("factory"),
+            "dense_factory": meta.dense.factory,
             "bytes": sizes,
             "bytes_per_passage": {k: round(v / passages, 1) for k, v in sizes.items()},
         }

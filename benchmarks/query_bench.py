@@ -260,11 +260,11 @@ def run_queries(
     return {
         "index": _rel(index_dir),
         "threads": thread_info,
-        "generation": manifest.get("generation"),
-        "passages": manifest.get("counts", {}).get("indexed_passages"),
-        "dense_factory": manifest.get("dense", {}).get("factory"),
-        "nprobe": manifest.get("dense", {}).get("nprobe"),
-        "synthetic": "synthetic" in manifest,
+        "generation": manifest.generation,
+        "passages": manifest.counts.indexed_passages,
+        "dense_factory": manifest.dense.factory,
+        "nprobe": manifest.dense.nprobe,
+        "synthetic": manifest.synthetic is not None,
         "disk_mb": round(dir_size_bytes(index.generation.path) / 1e6, 1),
         "k": k,
         "candidates": candidates,
@@ -544,6 +544,7 @@ def build_synthetic(out: Path, n_passages: int, per_page: int, seed: int) -> dic
     from indexer.embedding import DEFAULT_MODEL_ID
     from indexer.generation import DENSE_FILE, LEXICAL_DIR, STORE_FILE, IndexLayout
     from indexer.lexical import LexicalDoc, LexicalIndex
+    from indexer.manifest import ChunkingRecord, Counts, DenseRecord, Manifest, ModelRecord
     from indexer.models import CC_BY_SA_4
     from indexer.store import PassageStore
 
@@ -669,36 +670,16 @@ def build_synthetic(out: Path, n_passages: int, per_page: int, seed: int) -> dic
                 "build_seconds": round(build_seconds, 1),
                 "build_peak_rss_mb": peak_rss_mb(),
             }
-            manifest = {
-                "schema_version": 1,
-                "wikirag_version": __version__,
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "build_seconds": round(build_seconds, 2),
-                "model": {
-                    "model_id": DEFAULT_MODEL_ID,
-                    "dimension": DIM,
-                    "normalized": True,
-                    "max_seq_length": 256,
-                    "embed_context": "title_section",
-                },
-                "dense": {"file": DENSE_FILE, **dense.params},
-                "lexical": {"dir": LEXICAL_DIR, "engine": "tantivy", "scoring": "BM25"},
-                "chunking": {"max_words": 100, "overlap_words": 0},
-                "retrieval": {},
-                "sources": [],
-                "counts": {
-                    "wikis": counts["wikis"],
-                    "pages": counts["pages"],
-                    "revisions": counts["revisions"],
-                    "passages": counts["passages"],
-                    "indexed_passages": row,
-                    "aliases": counts["aliases"],
-                },
-                "ingest": {"skipped": {}},
-                "embedding": None,
-                "changes": None,
-                "synthetic": synthetic,
-            }
+            manifest = Manifest(
+                wikirag_version=__version__,
+                built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                build_seconds=round(build_seconds, 2),
+                model=ModelRecord(DEFAULT_MODEL_ID, DIM, True, 256, "title_section"),
+                dense=DenseRecord.of(dense.params),
+                chunking=ChunkingRecord(max_words=100, overlap_words=0),
+                counts=Counts.of(counts, row),
+                synthetic=synthetic,
+            )
             generation = layout.publish(work, manifest)
         layout.prune(1)
     sizes = {
@@ -717,13 +698,14 @@ def build_synthetic(out: Path, n_passages: int, per_page: int, seed: int) -> dic
 def existing_synthetic(out: Path, n_passages: int) -> dict[str, Any] | None:
     """The build record of a published synthetic index of this size and format, if any."""
     from indexer.generation import DENSE_FILE, LEXICAL_DIR, STORE_FILE, IndexError_, IndexLayout
+    from indexer.manifest import record_json
 
     try:
         generation = IndexLayout(out).current()
     except IndexError_:
         return None
-    synthetic = generation.manifest.get("synthetic")
-    indexed = generation.manifest.get("counts", {}).get("indexed_passages")
+    synthetic = generation.manifest.synthetic
+    indexed = generation.manifest.counts.indexed_passages
     if not synthetic or synthetic.get("format") != SYNTHETIC_FORMAT or indexed != n_passages:
         return None
     from indexer.store import SCHEMA_VERSION
@@ -749,7 +731,7 @@ def existing_synthetic(out: Path, n_passages: int) -> dict[str, Any] | None:
         **synthetic,
         "generation": generation.generation,
         "passages": indexed,
-        "dense": generation.manifest.get("dense"),
+        "dense": record_json(generation.manifest.dense),
         "disk_mb": {**sizes, "total": round(dir_size_bytes(generation.path) / 1e6, 1)},
         "reused": True,
     }

@@ -52,6 +52,16 @@ from indexer.generation import (
 )
 from indexer.ingest import IngestOptions, IngestReport, ingest_sources
 from indexer.lexical import LexicalIndex, lexical_doc
+from indexer.manifest import (
+    ChunkingRecord,
+    Counts,
+    DenseRecord,
+    IngestRecord,
+    LexicalRecord,
+    Manifest,
+    ModelRecord,
+    SourceRecord,
+)
 from indexer.store import PassageStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -242,7 +252,7 @@ def rebuild_index(
     layout = IndexLayout(index_dir)
     current = layout.current()
     if not sources:
-        sources = [Path(s["path"]) for s in current.manifest.get("sources", [])]
+        sources = [Path(s.path) for s in current.manifest.sources]
         if not sources:
             raise BuildError(f"generation {current.generation} records no sources; name them")
     options = _with_recorded_ingest(options, current.manifest)
@@ -271,18 +281,16 @@ def rebuild_index(
     return build_index(sources, index_dir, options, embedder=embedder, before_publish=carry_forward)
 
 
-def _with_recorded_ingest(options: BuildOptions, manifest: dict[str, Any]) -> BuildOptions:
+def _with_recorded_ingest(options: BuildOptions, manifest: Manifest) -> BuildOptions:
     """``options`` with the wiki name and namespaces the published build used, where the
     caller left them at their defaults (an XML export without ``<siteinfo>`` needs the wiki
     name again, e.g. for a rebuild started by the service)."""
-    recorded = manifest.get("ingest") or {}
+    recorded = manifest.ingest
     ingest = options.ingest
-    if ingest.wiki is None and recorded.get("wiki"):
-        ingest = dataclasses.replace(ingest, wiki=str(recorded["wiki"]))
-    if ingest.namespaces == IngestOptions().namespaces and recorded.get("namespaces"):
-        ingest = dataclasses.replace(
-            ingest, namespaces=frozenset(int(n) for n in recorded["namespaces"])
-        )
+    if ingest.wiki is None and recorded.wiki:
+        ingest = dataclasses.replace(ingest, wiki=recorded.wiki)
+    if ingest.namespaces == IngestOptions().namespaces and recorded.namespaces:
+        ingest = dataclasses.replace(ingest, namespaces=frozenset(recorded.namespaces))
     return options if ingest is options.ingest else dataclasses.replace(options, ingest=ingest)
 
 
@@ -436,49 +444,41 @@ def build_manifest(
     options: BuildOptions,
     report: BuildReport,
     counts: dict[str, int],
-) -> dict[str, Any]:
+) -> Manifest:
     info = embedder if isinstance(embedder, ModelInfo) else embedder.info
-    return {
-        "schema_version": 1,
-        "wikirag_version": __version__,
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "build_seconds": round(sum(report.stage_seconds.values()), 2),
-        "model": {
-            "model_id": info.model_id,
-            "dimension": info.dimension,
-            "normalized": info.normalized,
-            "max_seq_length": info.max_seq_length,
-            "embed_context": options.embed_context,
-        },
-        "dense": {"file": DENSE_FILE, **report.dense_params},
-        "lexical": {"dir": LEXICAL_DIR, "engine": "tantivy", "scoring": "BM25"},
-        "chunking": {
-            "max_words": options.ingest.chunking.max_words,
-            "overlap_words": options.ingest.chunking.overlap_words,
-        },
-        "retrieval": options.retrieval,
-        "sources": [
-            {
-                "path": str(Path(s).resolve()),
-                "size": Path(s).stat().st_size,
-                "sha256": file_checksum(Path(s)),
-            }
+    return Manifest(
+        wikirag_version=__version__,
+        built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        build_seconds=round(sum(report.stage_seconds.values()), 2),
+        model=ModelRecord(
+            model_id=info.model_id,
+            dimension=info.dimension,
+            normalized=info.normalized,
+            max_seq_length=info.max_seq_length,
+            embed_context=options.embed_context,
+        ),
+        dense=DenseRecord.of(report.dense_params),
+        lexical=LexicalRecord(),
+        chunking=ChunkingRecord(
+            max_words=options.ingest.chunking.max_words,
+            overlap_words=options.ingest.chunking.overlap_words,
+        ),
+        retrieval=dict(options.retrieval),
+        sources=tuple(
+            SourceRecord(
+                path=str(Path(s).resolve()),
+                size=Path(s).stat().st_size,
+                sha256=file_checksum(Path(s)),
+            )
             for s in sources
-        ],
-        "counts": {
-            "wikis": counts["wikis"],
-            "pages": counts["pages"],
-            "revisions": counts["revisions"],
-            "passages": counts["passages"],
-            "indexed_passages": report.passages,
-            "aliases": counts["aliases"],
-        },
-        "ingest": {
-            # what a rebuild needs to read the recorded sources the same way
-            "wiki": options.ingest.wiki,
-            "namespaces": sorted(options.ingest.namespaces),
-            "skipped": dict(report.ingest.skipped),
-        },
-        "embedding": report.embedding.as_dict(),
-        "changes": None if report.changes is None else report.changes.as_dict(),
-    }
+        ),
+        counts=Counts.of(counts, report.passages),
+        # what a rebuild needs to read the recorded sources the same way
+        ingest=IngestRecord(
+            wiki=options.ingest.wiki,
+            namespaces=tuple(sorted(options.ingest.namespaces)),
+            skipped=dict(report.ingest.skipped),
+        ),
+        embedding=report.embedding.as_dict(),
+        changes=None if report.changes is None else report.changes.as_dict(),
+    )

@@ -43,14 +43,18 @@ from typing import Any
 from indexer.errors import WikiragError
 from indexer.faults import kill_point
 
+# Re-exported: the file names and the manifest type are part of a generation's layout.
+from indexer.manifest import DENSE_FILE as DENSE_FILE
+from indexer.manifest import LEXICAL_DIR as LEXICAL_DIR
+from indexer.manifest import MANIFEST_FORMAT as MANIFEST_FORMAT
+from indexer.manifest import Manifest as Manifest
+from indexer.manifest import ManifestError
+
 log = logging.getLogger(__name__)
 
-MANIFEST_FORMAT = 1
-# The files of a generation: the passage store, the dense index, the BM25 index, and what
-# incremental updates add beside them (indexer/update.py).
+# The files of a generation: the passage store, the dense index, the BM25 index (the manifest
+# names those two), and what incremental updates add beside them (indexer/update.py).
 STORE_FILE = "store.sqlite"
-DENSE_FILE = "dense.faiss"
-LEXICAL_DIR = "lexical"
 DELTA_FILE = "dense-delta.faiss"
 UPDATES_FILE = "updates.json"
 MANIFEST = "manifest.json"
@@ -118,11 +122,11 @@ class WorkDir:
 
 @dataclass(frozen=True, slots=True)
 class Generation:
-    """A published generation: its directory and parsed manifest."""
+    """A published generation: its directory and typed manifest."""
 
     generation: str
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -197,10 +201,10 @@ class IndexLayout:
             shutil.rmtree(work.path, ignore_errors=True)
             raise
 
-    def publish(self, work: WorkDir, manifest: dict[str, Any]) -> Generation:
+    def publish(self, work: WorkDir, manifest: Manifest) -> Generation:
         """Write the manifest, move the work directory into place and switch ``current``."""
-        manifest = {**manifest, "format_version": MANIFEST_FORMAT, "generation": work.generation}
-        write_json_atomic(work.path / MANIFEST, manifest)
+        manifest = manifest.replace(format_version=MANIFEST_FORMAT, generation=work.generation)
+        write_json_atomic(work.path / MANIFEST, manifest.to_json())
         kill_point("publish:manifest")
         final = self.generations / work.generation
         os.rename(work.path, final)
@@ -234,18 +238,11 @@ class IndexLayout:
             raise CorruptGeneration(
                 f"{manifest_path} is unreadable: {exc}", path=manifest_path
             ) from exc
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("generation"), str):
-            raise CorruptGeneration(
-                f"{manifest_path} is not a generation manifest (no generation id)",
-                path=manifest_path,
-            )
-        if manifest.get("format_version") != MANIFEST_FORMAT:
-            raise CorruptGeneration(
-                f"{manifest_path} has format {manifest.get('format_version')!r}; this wikirag "
-                f"reads format {MANIFEST_FORMAT}",
-                path=manifest_path,
-            )
-        return Generation(str(manifest["generation"]), path, manifest)
+        try:
+            parsed = Manifest.from_json(manifest)
+        except ManifestError as exc:
+            raise CorruptGeneration(f"{manifest_path} {exc}", path=manifest_path) from exc
+        return Generation(parsed.generation, path, parsed)
 
     def published(self) -> list[Path]:
         """Published generation directories, oldest first."""

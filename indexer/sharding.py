@@ -35,6 +35,7 @@ Usage::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import shutil
@@ -53,6 +54,7 @@ from indexer.embedding import Embedder, EmbeddingCache, embed_with_cache
 from indexer.errors import WikiragError
 from indexer.generation import DENSE_FILE, LEXICAL_DIR, STORE_FILE, IndexLayout
 from indexer.lexical import LexicalIndex, analyzer_group, indexed_text, lexical_doc, tokenize
+from indexer.manifest import Counts, DenseRecord, LexicalStats, Manifest, ShardRecord
 from indexer.store import PassageStore
 
 log = logging.getLogger(__name__)
@@ -219,7 +221,7 @@ def _subset_store(source: Path, target: Path, keep: Sequence[tuple[str, int]]) -
         conn.close()
 
 
-def _lexical_and_ids(store: PassageStore, path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+def _lexical_and_ids(store: PassageStore, path: Path) -> tuple[np.ndarray, LexicalStats]:
     """Build the shard's lexical index from its stored passages; return the row ids of its
     current passages and the BM25 statistics (documents, tokens per language field)."""
     ids: list[int] = []
@@ -230,7 +232,7 @@ def _lexical_and_ids(store: PassageStore, path: Path) -> tuple[np.ndarray, dict[
             writer.add(doc)
             ids.append(record.row_id)
             tokens[analyzer_group(doc.language)] += len(tokenize(indexed_text(doc), doc.language))
-    stats = {"documents": len(ids), "tokens": dict(sorted(tokens.items()))}
+    stats = LexicalStats(documents=len(ids), tokens=dict(sorted(tokens.items())))
     return np.asarray(ids, dtype=np.int64), stats
 
 
@@ -323,9 +325,9 @@ def split_index(
     vectors = _VectorSource(
         source.path,
         IndexLayout(source_dir).embedding_cache_path,
-        str(manifest.get("model", {}).get("embed_context", "title_section")),
+        manifest.model.embed_context,
     )
-    dim = int(manifest.get("model", {}).get("dimension") or manifest["dense"]["dim"])
+    dim = manifest.model.dimension or manifest.dense.dim
     report = ShardReport(source_generation=source.generation, by=by)
     for shard_id in range(count):
         report.shards.append(
@@ -346,7 +348,7 @@ def _build_shard(
     pages: list[tuple[str, int]],
     out_dir: Path,
     source_generation: str,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     store_path: Path,
     vectors: _VectorSource,
     dim: int,
@@ -371,21 +373,20 @@ def _build_shard(
             wikis = tuple(sorted(site.wiki for site in store.wikis()))
         finally:
             store.close()
-        shard_manifest = {
-            **{k: v for k, v in manifest.items() if k not in ("generation", "format_version")},
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "dense": {"file": DENSE_FILE, **dense.params},
-            "lexical": {**manifest.get("lexical", {}), "stats": stats},
-            "counts": {**counts, "indexed_passages": len(ids)},
-            "shard": {
-                "id": shard_id,
-                "of": count,
-                "by": by,
-                "key": key,
-                "wikis": list(wikis),
-                "source_generation": source_generation,
-            },
-        }
+        shard_manifest = manifest.replace(
+            built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            dense=DenseRecord.of(dense.params),
+            lexical=dataclasses.replace(manifest.lexical, stats=stats),
+            counts=Counts.of(counts, len(ids)),
+            shard=ShardRecord(
+                id=shard_id,
+                of=count,
+                by=by,
+                key=key,
+                wikis=wikis,
+                source_generation=source_generation,
+            ),
+        )
         generation = layout.publish(work, shard_manifest)
     log.info("shard %d/%d: %d passages in %s", shard_id, count, len(ids), generation.path)
     return ShardSummary(

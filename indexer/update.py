@@ -615,26 +615,24 @@ def apply_updates(
     with layout.lock():
         layout.cleanup_incomplete()
         generation = layout.current()
-        model = generation.manifest.get("model", {})
+        model = generation.manifest.model
         if embedder is None:
             embedder = Embedder(options.model) if options.model else Embedder()
         info = embedder.info
-        if model.get("model_id") != info.model_id or model.get("dimension") != info.dimension:
+        if model.model_id != info.model_id or model.dimension != info.dimension:
             raise UpdateError(
-                f"generation {generation.generation} was built with {model.get('model_id')!r}; "
+                f"generation {generation.generation} was built with {model.model_id!r}; "
                 f"the updater is configured with {info.model_id!r}"
             )
         if not (generation.path / DENSE_FILE).is_file():
             raise UpdateError(f"generation {generation.generation} has no {DENSE_FILE}")
         # Passages are cut as the generation's were (its manifest records how).
-        recorded = generation.manifest.get("chunking") or {}
-        if recorded:
+        recorded = generation.manifest.chunking
+        if recorded is not None:
             chunking = dataclasses.replace(
                 options.ingest.chunking,
-                max_words=int(recorded.get("max_words", options.ingest.chunking.max_words)),
-                overlap_words=int(
-                    recorded.get("overlap_words", options.ingest.chunking.overlap_words)
-                ),
+                max_words=recorded.max_words,
+                overlap_words=recorded.overlap_words,
             )
             options = dataclasses.replace(
                 options, ingest=dataclasses.replace(options.ingest, chunking=chunking)
@@ -644,7 +642,7 @@ def apply_updates(
             sources,
             cache_path=layout.embedding_cache_path,
             embedder=embedder,
-            embed_context=str(model.get("embed_context", "title_section")),
+            embed_context=model.embed_context,
             options=options,
             stdin=stdin,
         )

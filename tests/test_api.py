@@ -32,6 +32,7 @@ from indexer.build import BuildOptions, build_index
 from indexer.embedding import Embedder
 from indexer.generation import IndexLayout
 from indexer.ingest import IngestOptions
+from indexer.manifest import record_json
 from indexer.models import parse_passage_id
 from indexer.store import PassageStore
 from indexer.urls import history_url, revision_url
@@ -384,8 +385,8 @@ def test_citations_by_revision_and_by_url(client: TestClient, index_dir: Path) -
 def test_index_description_has_manifest_and_counts(client: TestClient, index_dir: Path) -> None:
     body = client.get("/v1/index").json()
     manifest = IndexLayout(index_dir).current().manifest
-    assert body["generation"] == manifest["generation"] and body["manifest"] == manifest
-    assert body["counts"] == manifest["counts"]
+    assert body["generation"] == manifest.generation and body["manifest"] == manifest.to_json()
+    assert body["counts"] == record_json(manifest.counts)
     assert body["counts"]["pages"] == 3 and body["counts"]["revisions"] == 4
     indexed = body["counts"]["indexed_passages"]
     assert 20 < indexed < body["counts"]["passages"]  # the older revision is stored, not indexed
@@ -414,7 +415,7 @@ def test_health_readiness_and_metrics(client: TestClient, index_dir: Path) -> No
     )
     assert 'wikirag_passages_served_total{route="/v1/search"}' in text
     assert f'wikirag_index_info{{generation="{ready["generation"]}"' in text
-    indexed = IndexLayout(index_dir).current().manifest["counts"]["indexed_passages"]
+    indexed = IndexLayout(index_dir).current().manifest.counts.indexed_passages
     assert "wikirag_index_ready 1.0" in text and f"wikirag_index_passages {indexed}.0" in text
 
 
@@ -558,7 +559,7 @@ def test_rebuild_job_publishes_and_serves_a_new_generation(
         assert (
             result["generation"] != before and result["served_generation"] == result["generation"]
         )
-        indexed = IndexLayout(index_dir).current().manifest["counts"]["indexed_passages"]
+        indexed = IndexLayout(index_dir).current().manifest.counts.indexed_passages
         assert result["passages_indexed"] == indexed and result["embedding"]["misses"] == 0
         assert result["changes"] == {"pages_added": 0, "pages_updated": 0, "pages_removed": 0}
         assert status["finished_at"] >= status["started_at"] >= status["created_at"]

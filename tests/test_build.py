@@ -47,13 +47,13 @@ def test_build_publishes_a_generation_with_a_complete_manifest(built: Path) -> N
     layout = IndexLayout(built)
     generation = layout.current()
     manifest = generation.manifest
-    assert manifest["model"]["model_id"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert manifest["model"]["dimension"] == 384 and manifest["model"]["normalized"] is True
-    assert manifest["dense"]["factory"] == "IDMap2,Flat"
-    assert manifest["counts"]["pages"] == 3 and manifest["counts"]["revisions"] == 3
-    assert manifest["counts"]["passages"] == manifest["counts"]["indexed_passages"] > 20
-    assert {Path(s["path"]).name for s in manifest["sources"]} == {p.name for p in SMALL}
-    assert all(len(s["sha256"]) == 64 for s in manifest["sources"])
+    assert manifest.model.model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    assert manifest.model.dimension == 384 and manifest.model.normalized is True
+    assert manifest.dense.factory == "IDMap2,Flat"
+    assert manifest.counts.pages == 3 and manifest.counts.revisions == 3
+    assert manifest.counts.passages == manifest.counts.indexed_passages > 20
+    assert {Path(s.path).name for s in manifest.sources} == {p.name for p in SMALL}
+    assert all(len(s.sha256) == 64 for s in manifest.sources)
     for name in ("store.sqlite", "dense.faiss", "lexical", "manifest.json"):
         assert (generation.path / name).exists()
     assert not list(generation.path.glob("*.npy"))
@@ -133,7 +133,7 @@ def test_rebuild_reads_the_sources_with_the_recorded_wiki_name(
     options = BuildOptions(ingest=IngestOptions(progress=False, wiki="enwiki"), progress=False)
     first = build_index([source], tmp_path / "index", options, embedder=embedder)
     manifest = IndexLayout(tmp_path / "index").current().manifest
-    assert manifest["ingest"]["wiki"] == "enwiki" and manifest["ingest"]["namespaces"] == [0]
+    assert manifest.ingest.wiki == "enwiki" and manifest.ingest.namespaces == (0,)
     again = rebuild_index(tmp_path / "index", options=OPTIONS, embedder=embedder)
     assert again.passages == first.passages > 0
     assert again.embedding.misses == 0

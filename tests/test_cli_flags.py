@@ -129,7 +129,7 @@ def zero_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_build_records_zero_alpha_and_rrf_k_in_the_manifest(zero_index: Path) -> None:
     manifest = IndexLayout(zero_index).current().manifest
-    assert manifest["retrieval"] == {
+    assert manifest.retrieval == {
         "fusion": "linear",
         "rrf_k": 0,
         "alpha": 0.0,

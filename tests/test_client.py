@@ -17,6 +17,7 @@ from app.api.main import create_app
 from app.client import AsyncWikiragClient, WikiragAPIError, WikiragClient
 from indexer.embedding import Embedder
 from indexer.generation import IndexLayout
+from indexer.manifest import record_json
 from tests.live_server import LiveServer, live_server
 from tests.test_api import (
     CURRENT_REVISION,
@@ -76,7 +77,8 @@ def test_sync_client_search_passage_citations_index_and_attribute(
         described = wr.index()
         assert {w.wiki for w in described.wikis} >= {"simplewiki", "ruwiki"}
         assert described.counts["passages"] > 0
-        assert described.counts == IndexLayout(index_dir).current().manifest["counts"]
+        counts = IndexLayout(index_dir).current().manifest.counts
+        assert described.counts == record_json(counts)
 
         sentence = top.text.split(". ")[0] + "."  # the passage's own words
         attributed = wr.attribute(sentence, passage_ids=[top.passage_id], k=1)

@@ -22,6 +22,7 @@ from app.retrieval.ranking import SearchMode, SearchRequest
 from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from indexer.generation import IndexLayout
 from indexer.lexical import LexicalIndex
+from indexer.manifest import record_json
 from indexer.sharding import hash_shard
 from tests.conftest import ROOT
 from tests.test_api import CURRENT_REVISION, copy_index, index_dir, shared_embedder
@@ -116,8 +117,8 @@ def test_shard_reports_exact_shards_and_passage_counts(
         "wiki2": [(["simplewiki"], 1, 144, 72), (["enwikiversity", "ruwiki"], 2, 19, 19)],
         "hash2": [(["ruwiki"], 1, 11, 11), (["enwikiversity", "simplewiki"], 2, 152, 80)],
     }  # fmt: skip
-    counts = generation.manifest["counts"]
-    assert (counts["pages"], counts["passages"], counts["indexed_passages"]) == (3, 163, 91)
+    counts = generation.manifest.counts
+    assert (counts.pages, counts.passages, counts.indexed_passages) == (3, 163, 91)
     for name, split in splits.items():
         report = split.report
         assert (report["source_generation"], report["by"]) == (
@@ -135,9 +136,9 @@ def test_shard_reports_exact_shards_and_passage_counts(
         assert got == expected[name], name
         assert {s["vectors_from"] for s in shards} == {"faiss"}  # the source is Flat
         # nothing lost, nothing twice
-        assert sum(s["pages"] for s in shards) == counts["pages"]
-        assert sum(s["passages"] for s in shards) == counts["passages"]
-        assert sum(s["indexed_passages"] for s in shards) == counts["indexed_passages"]
+        assert sum(s["pages"] for s in shards) == counts.pages
+        assert sum(s["passages"] for s in shards) == counts.passages
+        assert sum(s["indexed_passages"] for s in shards) == counts.indexed_passages
         if name.startswith("wiki"):
             assert sorted(w for s in shards for w in s["wikis"]) == WIKIS  # each in one shard
 
@@ -155,7 +156,7 @@ def test_shard_writes_published_indexes_with_their_manifest(
             assert generation.generation == summary["generation"]
             manifest = generation.manifest
             by = "hash" if name.startswith("hash") else "wiki"
-            assert manifest["shard"] == {
+            assert manifest.shard is not None and record_json(manifest.shard) == {
                 "id": summary["id"],
                 "of": of,
                 "by": by,
@@ -163,13 +164,13 @@ def test_shard_writes_published_indexes_with_their_manifest(
                 "wikis": summary["wikis"],
                 "source_generation": src.generation,
             }
-            assert manifest["model"] == src.manifest["model"]
-            assert manifest["counts"]["indexed_passages"] == summary["indexed_passages"]
-            assert manifest["counts"]["passages"] == summary["passages"]
-            assert manifest["dense"]["factory"] == src.manifest["dense"]["factory"]
-            stats = manifest["lexical"]["stats"]
-            assert stats["documents"] == summary["indexed_passages"]
-            assert LexicalIndex.open(generation.file("lexical")).num_docs == stats["documents"]
+            assert manifest.model == src.manifest.model
+            assert manifest.counts.indexed_passages == summary["indexed_passages"]
+            assert manifest.counts.passages == summary["passages"]
+            assert manifest.dense.factory == src.manifest.dense.factory
+            stats = manifest.lexical.stats
+            assert stats is not None and stats.documents == summary["indexed_passages"]
+            assert LexicalIndex.open(generation.file("lexical")).num_docs == stats.documents
             store = generation.file("store.sqlite")
             per_wiki = _wiki_passages(store)
             assert per_wiki == {w: PASSAGES[w] for w in summary["wikis"]}

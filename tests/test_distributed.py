@@ -276,16 +276,19 @@ def test_ray_build_gives_the_local_store_and_manifest(local_index: Path, ray_ind
 
     ours = IndexLayout(ray_index).current()
     theirs = IndexLayout(local_index).current()
-    assert ours.manifest["counts"] == theirs.manifest["counts"]
-    assert ours.manifest["dense"] == theirs.manifest["dense"]
-    assert ours.manifest["ingest"] == theirs.manifest["ingest"]
-    assert ours.manifest["sources"] == theirs.manifest["sources"]
-    assert ours.manifest["engine"] == "ray" and "engine" not in theirs.manifest
-    shards = ours.manifest["shards"]
+    assert ours.manifest.counts == theirs.manifest.counts
+    assert ours.manifest.dense == theirs.manifest.dense
+    assert ours.manifest.ingest == theirs.manifest.ingest
+    assert ours.manifest.sources == theirs.manifest.sources
+    assert ours.manifest.engine == "ray" and theirs.manifest.engine is None
+    assert "engine" not in theirs.manifest.to_json()
+    shards = ours.manifest.shards
+    assert shards is not None
     assert [s["unit"] for s in shards] == [f"u{i:05d}" for i in range(len(shards))]
-    assert sum(s["passages"] for s in shards) > ours.manifest["counts"]["indexed_passages"]
+    assert sum(s["passages"] for s in shards) > ours.manifest.counts.indexed_passages
     assert all(len(s["vectors_sha256"]) == 64 for s in shards)
-    embedding = ours.manifest["embedding"]
+    embedding = ours.manifest.embedding
+    assert embedding is not None
     assert embedding["hits"] + embedding["misses"] == sum(s["passages"] for s in shards)
     assert embedding["hits"] > 0  # the snapshot's second reading found its vectors cached
     # the same published layout: no shards, no vectors left behind
@@ -319,9 +322,9 @@ def test_a_killed_worker_is_retried_and_the_output_is_complete(
     assert sorted(p.name for p in markers.iterdir()) == ["embed-2", "prepare-5"]
     assert _passages(index_dir) == _passages(local_index)
     manifest = IndexLayout(index_dir).current().manifest
-    assert manifest["counts"] == IndexLayout(local_index).current().manifest["counts"]
-    assert report.passages == manifest["counts"]["indexed_passages"]
-    assert len(manifest["shards"]) == len(plan_units(sources, SPLIT))
+    assert manifest.counts == IndexLayout(local_index).current().manifest.counts
+    assert report.passages == manifest.counts.indexed_passages
+    assert manifest.shards is not None and len(manifest.shards) == len(plan_units(sources, SPLIT))
     assert not (IndexLayout(index_dir).current().path / "shards").exists()
     index = LoadedIndex.open(index_dir, None)
     assert index.dense.ntotal == report.passages
@@ -377,8 +380,9 @@ def test_cli_builds_on_a_local_ray_runtime_it_starts(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
     manifest = IndexLayout(tmp_path / "index").current().manifest
-    assert manifest["engine"] == "ray" and [s["unit"] for s in manifest["shards"]] == ["u00000"]
-    assert summary["passages_indexed"] == manifest["counts"]["indexed_passages"] > 0
+    assert manifest.engine == "ray" and manifest.shards is not None
+    assert [s["unit"] for s in manifest.shards] == ["u00000"]
+    assert summary["passages_indexed"] == manifest.counts.indexed_passages > 0
 
 
 def test_cli_engine_flags_and_a_clear_error_without_ray(tmp_path: Path) -> None:

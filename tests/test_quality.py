@@ -171,7 +171,7 @@ def test_the_corpus_is_the_one_measured(figures: dict[str, Any]) -> None:
 
 
 def test_the_recorded_fusion_defaults_are_used(retriever: HybridRetriever) -> None:
-    assert retriever.index.manifest["retrieval"] == {
+    assert retriever.index.manifest.retrieval == {
         "fusion": "linear",
         "rrf_k": 60,
         "alpha": 0.45,

@@ -86,9 +86,9 @@ def test_hash_split_puts_every_passage_in_one_shard_with_its_page(
     seen: dict[str, int] = {}
     for shard_id, shard in enumerate(shards):
         generation = IndexLayout(shard).current()
-        info = generation.manifest["shard"]
-        assert (info["id"], info["of"], info["by"]) == (shard_id, 2, "hash")
-        assert info["source_generation"] == IndexLayout(source).current().generation
+        info = generation.manifest.shard
+        assert info is not None and (info.id, info.of, info.by) == (shard_id, 2, "hash")
+        assert info.source_generation == IndexLayout(source).current().generation
         rows = _rows(generation.file("store.sqlite"))
         assert rows, "an empty shard"
         for passage_id, (wiki, page_id) in rows.items():
@@ -97,9 +97,9 @@ def test_hash_split_puts_every_passage_in_one_shard_with_its_page(
             assert hash_shard(wiki, page_id, 2) == shard_id  # all of a page's passages
         # the lexical index holds exactly the shard's current passages, and its statistics
         lexical = LexicalIndex.open(generation.file("lexical"))
-        stats = generation.manifest["lexical"]["stats"]
-        assert lexical.num_docs == stats["documents"]
-        assert generation.manifest["counts"]["indexed_passages"] == stats["documents"]
+        stats = generation.manifest.lexical.stats
+        assert stats is not None and lexical.num_docs == stats.documents
+        assert generation.manifest.counts.indexed_passages == stats.documents
     assert seen.keys() == everything.keys()
 
 
@@ -125,7 +125,7 @@ def test_a_quantised_index_is_split_with_vectors_from_the_embedding_cache(
     quantised = copy_index(source, tmp_path / "sq8")
     options = BuildOptions(ingest=IngestOptions(progress=False), progress=False, factory="SQ8")
     rebuild_index(quantised, options=options, embedder=shared_embedder())
-    assert IndexLayout(quantised).current().manifest["dense"]["factory"].endswith("SQ8")
+    assert IndexLayout(quantised).current().manifest.dense.factory.endswith("SQ8")
     report = split_index(quantised, tmp_path / "out", by="hash", shards=2)
     assert [s.vectors_from for s in report.shards] == ["embedding-cache"] * 2
     exact = DenseIndex.load(IndexLayout(source).current().file("dense.faiss"), mmap=False)

@@ -125,9 +125,7 @@ def _reference(index: Path) -> HybridRetriever:
     """The unsharded index in process, with the PyTorch embedder and the routers'
     candidate count."""
     loaded = LoadedIndex.open(index)
-    defaults = resolve_defaults(
-        loaded.manifest.get("retrieval"), overrides={"candidates": CANDIDATES}
-    )
+    defaults = resolve_defaults(loaded.manifest.retrieval, overrides={"candidates": CANDIDATES})
     return HybridRetriever(loaded, shared_embedder(), defaults)
 
 

@@ -135,9 +135,9 @@ class Metrics:
             self.index_ready.set(0)
             return
         manifest = serving.index.manifest
-        model_id = str(manifest.get("model", {}).get("model_id", ""))
+        model_id = manifest.model.model_id
         self.index_info.labels(generation=serving.name, model_id=model_id).set(1)
-        self.index_passages.set(float(manifest.get("counts", {}).get("indexed_passages", 0)))
+        self.index_passages.set(float(manifest.counts.indexed_passages))
         self.index_loaded.set(serving.loaded_at)
         self.index_ready.set(1)
 

@@ -128,5 +128,5 @@ def evaluate(
     return {
         "modes": {name: summarise(r) for name, r in ranks.items()},
         "questions": count,
-        "passages": int(retriever.index.manifest.get("counts", {}).get("indexed_passages", 0)),
+        "passages": retriever.index.manifest.counts.indexed_passages,
     }

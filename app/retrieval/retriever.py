@@ -43,6 +43,7 @@ from indexer.embedding.onnx import default_onnx_cache_dir
 from indexer.errors import InvalidInput, WikiragError
 from indexer.generation import CorruptGeneration, Generation, IndexLayout
 from indexer.lexical import LexicalIndex
+from indexer.manifest import Manifest
 from indexer.store import PassageStore, StoreOutdated
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ class LoadedIndex:
         return True
 
     @property
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Manifest:
         return self.generation.manifest
 
     def close(self) -> None:
@@ -174,12 +175,12 @@ def serving_embedder(
     return Embedder(model, **options) if model else Embedder(**options)
 
 
-def check_model(manifest: dict[str, Any], model: ModelInfo) -> None:
-    built = manifest.get("model", {})
-    if built.get("model_id") != model.model_id or built.get("dimension") != model.dimension:
+def check_model(manifest: Manifest, model: ModelInfo) -> None:
+    built = manifest.model
+    if built.model_id != model.model_id or built.dimension != model.dimension:
         raise ModelMismatch(
-            f"index generation {manifest.get('generation')} was built with model "
-            f"{built.get('model_id')!r} ({built.get('dimension')} dims) but the service is "
+            f"index generation {manifest.generation} was built with model "
+            f"{built.model_id!r} ({built.dimension} dims) but the service is "
             f"configured with {model.model_id!r} ({model.dimension} dims); configure "
             f"WIKIRAG_MODEL to match or rebuild the index"
         )
@@ -198,7 +199,7 @@ class HybridRetriever:
     ) -> None:
         self.index = index
         self.embedder = embedder
-        self.defaults = defaults or resolve_defaults(index.manifest.get("retrieval"))
+        self.defaults = defaults or resolve_defaults(index.manifest.retrieval)
         self._allowed = lru_cache(maxsize=64)(self._allowed_ids)
         # Repeated queries (retries, evaluation variants, paging) and the passage windows that
         # attribution scores again skip the model (4,096 vectors: ~7 MB at 384 dims).

@@ -46,6 +46,7 @@ import numpy as np
 from app.retrieval import ranking
 from app.retrieval.ranking import Ranked, RetrievalDefaults, SearchHit, SearchMode, SearchRequest
 from indexer.lexical import analyzer_group, indexed_text, lexical_doc, query_terms, tokenize
+from indexer.manifest import record_json
 from indexer.models import License
 from indexer.store import PassageRecord
 
@@ -177,17 +178,18 @@ def shard_candidates(
         wanted = {term for term, _ in terms.get(group, [])}
         counts = Counter(token for token in tokens if token in wanted)
         term_freqs[str(doc)] = {"group": group, "length": len(tokens), "tf": dict(counts)}
-    stats = (index.manifest.get("lexical") or {}).get("stats") or {}
+    stats = index.manifest.lexical.stats
+    shard = index.manifest.shard
     return {
         "generation": serving.name,
-        "shard": index.manifest.get("shard"),
+        "shard": None if shard is None else record_json(shard),
         "retrieval": retriever.defaults.to_json(),
         "dense": [[doc, score] for doc, score in dense_hits],
         "lexical": [[doc, score] for doc, score in lexical_hits],
         "lexical_requested": lexical,
         "stats": {
-            "documents": int(stats.get("documents", index.lexical.num_docs)),
-            "tokens": {g: int(t) for g, t in (stats.get("tokens") or {}).items()},
+            "documents": index.lexical.num_docs if stats is None else stats.documents,
+            "tokens": {} if stats is None else dict(stats.tokens),
             "doc_freq": {
                 group: {term: index.lexical.doc_freq(group, term) for term, _ in pairs}
                 for group, pairs in terms.items()
@@ -206,14 +208,14 @@ def shard_info(serving: Any) -> dict[str, Any]:
     manifest = serving.index.manifest
     return {
         "generation": serving.name,
-        "shard": manifest.get("shard"),
-        "model": manifest.get("model"),
+        "shard": None if manifest.shard is None else record_json(manifest.shard),
+        "model": record_json(manifest.model),
         "retrieval": serving.retriever.defaults.to_json(),
         "wikis": [
             {"wiki": s.wiki, "language": s.language, "base_url": s.base_url, "sitename": s.sitename}
             for s in serving.sites.values()
         ],
-        "counts": manifest.get("counts", {}),
+        "counts": record_json(manifest.counts),
     }
 
 

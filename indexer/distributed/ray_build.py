@@ -152,9 +152,9 @@ def build_index_ray(
                 finally:
                     store.close()
                 shutil.rmtree(shard_dir)
-                manifest = build_manifest(sources, info, options, report, counts)
-                manifest["engine"] = "ray"
-                manifest["shards"] = [s.manifest_entry() for s in summaries]
+                manifest = build_manifest(sources, info, options, report, counts).replace(
+                    engine="ray", shards=tuple(s.manifest_entry() for s in summaries)
+                )
                 generation = layout.publish(work, manifest)
             report.generation = generation.generation
             report.path = str(generation.path)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from app.api.deps import PrincipalDep, ServicesDep, ServingDep
 from app.api.schemas import FallbackInfo, IndexResponse, WikiInfo, error_responses
+from indexer.manifest import record_json
 
 router = APIRouter(prefix="/v1", tags=["index"])
 
@@ -24,19 +25,18 @@ def describe_index(
     older generation stands in for one that cannot be served."""
     manifest = serving.index.manifest
     fallback = services.reloader.fallback
-    counts = manifest.get("counts", {})
     return IndexResponse(
         generation=serving.name,
-        built_at=manifest.get("built_at"),
+        built_at=manifest.built_at,
         loaded_at=serving.loaded_at,
-        model=dict(manifest.get("model", {})),
-        counts={str(k): int(v) for k, v in counts.items() if isinstance(v, int)},
+        model=record_json(manifest.model),
+        counts=record_json(manifest.counts),
         wikis=[
             WikiInfo(wiki=s.wiki, language=s.language, base_url=s.base_url, sitename=s.sitename)
             for s in sorted(serving.sites.values(), key=lambda s: s.wiki)
         ],
         languages=sorted(serving.languages),
         retrieval=serving.retriever.defaults.to_json(),
-        manifest=manifest,
+        manifest=manifest.to_json(),
         fallback=FallbackInfo.model_validate(fallback.as_dict()) if fallback is not None else None,
     )

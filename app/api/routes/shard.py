@@ -55,21 +55,20 @@ def candidates(
     (null for one that is not current or is suppressed)."""
     if not body.query.strip() or len(body.query) > services.settings.max_query_chars:
         raise ApiError(422, "invalid-query", "the query is empty or too long")
-    built = serving.index.manifest.get("model") or {}
+    built = serving.index.manifest.model
     if body.vector is not None:
-        if body.model is not None and body.model != built.get("model_id"):
+        if body.model is not None and body.model != built.model_id:
             raise ApiError(
                 422,
                 "model-mismatch",
                 f"the query was embedded with {body.model!r}; this shard's index was built "
-                f"with {built.get('model_id')!r}",
+                f"with {built.model_id!r}",
             )
-        if len(body.vector) != built.get("dimension"):
+        if len(body.vector) != built.dimension:
             raise ApiError(
                 422,
                 "invalid-vector",
-                f"the vector has {len(body.vector)} dimensions; the index has "
-                f"{built.get('dimension')}",
+                f"the vector has {len(body.vector)} dimensions; the index has {built.dimension}",
             )
     return shard_candidates(
         serving,

@@ -52,7 +52,7 @@ from app.retrieval.ranking import (
 )
 from app.retrieval.retriever import HybridRetriever, LoadedIndex
 from app.settings import Settings
-from indexer.embedding import Embedder
+from indexer.embedding import EmbeddingModel
 from indexer.generation import Generation, IndexLayout
 from indexer.manifest import Manifest
 from indexer.models import SiteInfo
@@ -100,7 +100,9 @@ def retrieval_defaults(manifest: Manifest, settings: Settings) -> RetrievalDefau
     return resolve_defaults(manifest.retrieval, *configured_defaults(settings))
 
 
-def open_serving(generation: Generation, embedder: Embedder, settings: Settings) -> ServingIndex:
+def open_serving(
+    generation: Generation, embedder: EmbeddingModel, settings: Settings
+) -> ServingIndex:
     """Open ``generation`` for serving and warm it up; raises when it cannot serve."""
     index = LoadedIndex.open_generation(generation, embedder.info)
     try:
@@ -162,7 +164,7 @@ class Reloader:
     def __init__(
         self,
         index_dir: Path,
-        embedder: Embedder,
+        embedder: EmbeddingModel,
         settings: Settings,
         *,
         on_swap: Callable[[ServingIndex], None] | None = None,

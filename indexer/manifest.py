@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+from indexer.embedding.base import ModelInfo
 from indexer.errors import WikiragError
 
 MANIFEST_FORMAT = 1
@@ -53,13 +54,48 @@ class ManifestError(WikiragError):
 
 @dataclass(frozen=True, slots=True)
 class ModelRecord:
-    """The embedding model the dense index was built with (a server or updater must match)."""
+    """The embedding model the dense index was built with: everything that defines its vector
+    space (:class:`indexer.embedding.ModelInfo`); a server or updater must match."""
 
     model_id: str
     dimension: int
     normalized: bool = True
     max_seq_length: int | None = None
     embed_context: str = "title_section"
+    revision: str = ""
+    quantisation: str = ""
+    query_prefix: str = ""
+    passage_prefix: str = ""
+
+    @classmethod
+    def of(cls, info: ModelInfo, embed_context: str) -> ModelRecord:
+        return cls(
+            model_id=info.model_id,
+            dimension=info.dimension,
+            normalized=info.normalized,
+            max_seq_length=info.max_seq_length,
+            embed_context=embed_context,
+            revision=info.revision,
+            quantisation=info.quantisation,
+            query_prefix=info.query_prefix,
+            passage_prefix=info.passage_prefix,
+        )
+
+    def differences(self, info: ModelInfo) -> list[str]:
+        """The vector-space fields in which ``info`` differs from this record, as
+        ``field: recorded != configured`` (empty: the embedder may query or extend the index).
+
+        >>> from indexer.embedding.base import ModelInfo
+        >>> ModelRecord("m", 384).differences(ModelInfo("m", 384, True, 256, revision="r2"))
+        ["revision: '' != 'r2'"]
+        """
+        fields = ("model_id", "dimension", "normalized", "revision", "quantisation",
+                  "query_prefix", "passage_prefix")  # fmt: skip
+        return [
+            f"{name}: {getattr(self, name)!r} != {getattr(info, name)!r}"
+            for name in fields
+            if getattr(self, name) != getattr(info, name)
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +381,10 @@ def _model(d: dict[str, Any]) -> ModelRecord:
         normalized=_get(d, "normalized", bool, "model", True),
         max_seq_length=_optional(d, "max_seq_length", int, "model"),
         embed_context=_get(d, "embed_context", str, "model", "title_section"),
+        **{
+            name: _get(d, name, str, "model", "")
+            for name in ("revision", "quantisation", "query_prefix", "passage_prefix")
+        },
     )
 
 

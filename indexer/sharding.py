@@ -50,7 +50,7 @@ from typing import Any, Literal
 import numpy as np
 
 from indexer.dense import DenseIndex, default_index_factory
-from indexer.embedding import Embedder, EmbeddingCache, embed_with_cache
+from indexer.embedding import EmbeddingCache, EmbeddingModel, embed_with_cache, open_embedder
 from indexer.errors import WikiragError
 from indexer.generation import DENSE_FILE, LEXICAL_DIR, STORE_FILE, IndexLayout
 from indexer.lexical import LexicalIndex, analyzer_group, indexed_text, lexical_doc, tokenize
@@ -240,7 +240,9 @@ class _VectorSource:
     """Vectors of the source index by row id: read back from an exact (Flat) FAISS index,
     else from the embedding cache (embedding what it lacks)."""
 
-    def __init__(self, generation_path: Path, cache_path: Path, embed_context: str) -> None:
+    def __init__(
+        self, generation_path: Path, cache_path: Path, embed_context: str, model_id: str
+    ) -> None:
         main = DenseIndex.load(generation_path / DENSE_FILE, mmap=False)
         delta_path = generation_path / _DELTA_FILE
         delta = DenseIndex.load(delta_path, mmap=False) if delta_path.is_file() else None
@@ -249,7 +251,8 @@ class _VectorSource:
         self._indexes = [i for i in (delta, main) if i is not None]  # delta first: newer
         self._cache_path = cache_path
         self._embed_context = embed_context
-        self._embedder: Embedder | None = None
+        self.model_id = model_id  # the source's model: the cache holds its vectors
+        self._embedder: EmbeddingModel | None = None
 
     def _reconstruct(self, row_id: int) -> np.ndarray | None:
         for dense in self._indexes:
@@ -278,7 +281,7 @@ class _VectorSource:
         from indexer.embedding import embedding_text
 
         if self._embedder is None:
-            self._embedder = Embedder()
+            self._embedder = open_embedder(self.model_id)
         records = store.passages_by_rows([int(i) for i in ids])
         texts = (embedding_text(records[int(i)], self._embed_context) for i in ids)
         row = 0
@@ -326,6 +329,7 @@ def split_index(
         source.path,
         IndexLayout(source_dir).embedding_cache_path,
         manifest.model.embed_context,
+        manifest.model.model_id,
     )
     dim = manifest.model.dimension or manifest.dense.dim
     report = ShardReport(source_generation=source.generation, by=by)

@@ -68,11 +68,12 @@ import numpy as np
 
 from indexer.dense import DenseIndex
 from indexer.embedding import (
-    Embedder,
     EmbeddingCache,
+    EmbeddingModel,
     EmbedStats,
     embed_with_cache,
     embedding_text,
+    open_embedder,
 )
 from indexer.errors import WikiragError
 from indexer.faults import kill_point
@@ -371,7 +372,7 @@ class _Updater:
         generation_dir: Path,
         *,
         cache: EmbeddingCache,
-        embedder: Embedder,
+        embedder: EmbeddingModel,
         embed_context: str,
         options: UpdateOptions,
         report: UpdateReport,
@@ -567,7 +568,7 @@ def apply_to_generation(
     sources: Sequence[str],
     *,
     cache_path: Path,
-    embedder: Embedder,
+    embedder: EmbeddingModel,
     embed_context: str,
     options: UpdateOptions = UpdateOptions(),
     report: UpdateReport | None = None,
@@ -604,7 +605,7 @@ def apply_updates(
     sources: Sequence[str],
     options: UpdateOptions = UpdateOptions(),
     *,
-    embedder: Embedder | None = None,
+    embedder: EmbeddingModel | None = None,
     stdin: IO[bytes] | None = None,
 ) -> UpdateReport:
     """Apply event sources to the published generation of ``index_dir``."""
@@ -616,13 +617,14 @@ def apply_updates(
         layout.cleanup_incomplete()
         generation = layout.current()
         model = generation.manifest.model
-        if embedder is None:
-            embedder = Embedder(options.model) if options.model else Embedder()
+        if embedder is None:  # no model named: the one the index was built with
+            embedder = open_embedder(options.model or model.model_id)
         info = embedder.info
-        if model.model_id != info.model_id or model.dimension != info.dimension:
+        differences = model.differences(info)
+        if differences:
             raise UpdateError(
                 f"generation {generation.generation} was built with {model.model_id!r}; "
-                f"the updater is configured with {info.model_id!r}"
+                f"the updater is configured with {info.model_id!r} [{'; '.join(differences)}]"
             )
         if not (generation.path / DENSE_FILE).is_file():
             raise UpdateError(f"generation {generation.generation} has no {DENSE_FILE}")

@@ -35,7 +35,7 @@ from app.api.metrics import Metrics, request_info, route_template
 from app.api.schemas import ApiError
 from app.serving import JobManager, Reloader, ServingIndex
 from app.settings import Settings
-from indexer.embedding import Embedder
+from indexer.embedding import EmbeddingModel
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class Services:
     """Everything the routes use, built once by the lifespan."""
 
     settings: Settings
-    embedder: Embedder
+    embedder: EmbeddingModel
     reloader: Reloader
     keys: KeyStore | None
     limiter: RateLimiter

@@ -60,7 +60,7 @@ from app.retrieval.retriever import serving_embedder
 from app.serving import JobManager, Reloader
 from app.settings import Settings
 from indexer import __version__
-from indexer.embedding import Embedder
+from indexer.embedding import EmbeddingModel
 
 log = logging.getLogger(__name__)
 
@@ -379,7 +379,7 @@ async def _start_router(settings: Settings) -> Any:
 
 
 def _lifespan(
-    embedder: Embedder | None,
+    embedder: EmbeddingModel | None,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -395,6 +395,7 @@ def _lifespan(
             settings.query_threads,
             query_encoder=settings.query_encoder,
             onnx_cache_dir=settings.onnx_cache_dir,
+            index_dir=None if settings.shard_urls else settings.index_dir,
         )
         await asyncio.to_thread(model.load)
         reloader = Reloader(settings.index_dir, model, settings, on_swap=metrics.set_generation)
@@ -476,7 +477,9 @@ def _openapi(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
     return build
 
 
-def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, embedder: EmbeddingModel | None = None
+) -> FastAPI:
     """The service for ``settings`` (default: from ``WIKIRAG_*``); ``embedder`` lets tests
     share one loaded model."""
     settings = settings or Settings()

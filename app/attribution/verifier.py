@@ -44,7 +44,7 @@ import numpy.typing as npt
 from app.attribution.license import Attribution, build_attribution
 from app.retrieval.ranking import SearchRequest
 from app.retrieval.retriever import HybridRetriever
-from indexer.embedding import Embedder
+from indexer.embedding import EmbeddingModel
 from indexer.lexical import query_terms, tokenize
 from indexer.models import parse_passage_id
 from indexer.store import PassageRecord, PassageStore
@@ -330,7 +330,7 @@ class LexicalDenseScorer:
 
     def __init__(
         self,
-        embedder: Embedder,
+        embedder: EmbeddingModel,
         lexical_weight: float = 0.5,
         *,
         encode: Callable[[str], npt.NDArray[np.float32]] | None = None,

@@ -114,7 +114,7 @@ def add_attribute_parsers(commands: Any) -> None:
         "print the answer with footnotes and its references.",
     )
     attribute.add_argument("--index", dest="index_dir", type=Path, help="index directory")
-    attribute.add_argument("--model", help="embedding model (must match the index)")
+    attribute.add_argument("--model", help="embedding model (default: the index's own)")
     attribute.add_argument(
         "--passage-id", dest="passage_ids", action="append", help="a passage the answer used"
     )
@@ -141,7 +141,7 @@ def add_attribute_parsers(commands: Any) -> None:
         "precision and recall of 'supported', top-1 passage accuracy and latency on the other.",
     )
     evaluate.add_argument("--index", dest="index_dir", type=Path, help="index directory")
-    evaluate.add_argument("--model", help="embedding model (must match the index)")
+    evaluate.add_argument("--model", help="embedding model (default: the index's own)")
     evaluate.add_argument(
         "--heldout",
         type=Path,

@@ -102,6 +102,7 @@ def open_retriever(settings: Settings) -> Any:
         settings.query_threads,
         query_encoder=settings.query_encoder,
         onnx_cache_dir=settings.onnx_cache_dir,
+        index_dir=settings.index_dir,
     )
     index = LoadedIndex.open(settings.index_dir, embedder.info)
     return HybridRetriever(

@@ -47,7 +47,7 @@ def add_mcp_parser(commands: Any) -> None:
         "this command); --transport http serves streamable HTTP on --host/--port at /mcp.",
     )
     mcp.add_argument("--index", dest="index_dir", type=Path, help="index directory")
-    mcp.add_argument("--model", help="embedding model (must match the index)")
+    mcp.add_argument("--model", help="embedding model (default: the index's own)")
     mcp.add_argument(
         "--transport",
         choices=("stdio", "http"),

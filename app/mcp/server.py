@@ -234,6 +234,7 @@ def open_tools(index_dir: Path, settings: Settings) -> WikiragTools:
         settings.query_threads,
         query_encoder=settings.query_encoder,
         onnx_cache_dir=settings.onnx_cache_dir,
+        index_dir=index_dir,
     )
     # Nothing may reach stdout before the stdio transport owns it.
     with contextlib.redirect_stdout(sys.stderr):

@@ -66,7 +66,7 @@ from indexer.distributed.shards import (
     prepare_unit,
 )
 from indexer.distributed.units import SplitOptions, WorkUnit, plan_units
-from indexer.embedding import DEFAULT_MODEL, Embedder, EmbedStats, ModelInfo
+from indexer.embedding import DEFAULT_MODEL, EmbedStats, ModelInfo, open_embedder
 from indexer.generation import DENSE_FILE, STORE_FILE, IndexLayout
 from indexer.ingest import IngestOptions
 from indexer.sources.xml_dump import SourceError
@@ -312,7 +312,7 @@ class _ShardEmbedder:
         fail_once: FailOnce | None,
         max_attempts: int,
     ) -> None:
-        self.embedder = Embedder(model, device=device, threads=threads)
+        self.embedder = open_embedder(model, device=device, threads=threads)
         self.embedder.load()
         self.options = options
         self.shard_dir = shard_dir

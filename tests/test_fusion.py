@@ -170,3 +170,44 @@ def test_min_max_exact_values_and_threshold() -> None:
     # Spreads up to 1e-12 are "identical"; anything wider is scaled.
     assert min_max([0.0, 1e-12]) == [1.0, 1.0]
     assert min_max([0.0, 4e-12]) == [0.0, 1.0]
+
+
+# ------------------------------------------------------------ another language's passages
+
+
+def test_linear_stand_in_for_a_passage_bm25_could_not_score() -> None:
+    # 1 is French (BM25 of an English query cannot score it), 2 and 3 are English.
+    ranked = {"dense": [(1, 1.0), (2, 0.5), (3, 0.0)], "lexical": [(2, 4.0), (3, 2.0)]}
+    plain = linear(ranked, alpha=0.25)
+    assert [(h.doc_id, h.score) for h in plain] == [(2, 0.875), (1, 0.25), (3, 0.0)]
+    # 1's normalised dense score (1.0), times the stand-in, takes the lexical weight 0.75.
+    half = linear(ranked, alpha=0.25, unscorable={1}, stand_in=0.5)
+    assert [(h.doc_id, h.score) for h in half] == [(2, 0.875), (1, 0.625), (3, 0.0)]
+    full = linear(ranked, alpha=0.25, unscorable={1}, stand_in=1.0)
+    assert [(h.doc_id, h.score) for h in full] == [(1, 1.0), (2, 0.875), (3, 0.0)]
+    assert full[0].components == {"dense": 1.0}  # the raw scores stay what was found
+    # a document BM25 did score, or one the dense half did not find, gets no stand-in
+    assert linear(ranked, alpha=0.25, unscorable={2, 3, 9}, stand_in=1.0) == plain
+
+
+def test_rrf_stand_in_adds_the_dense_term_again() -> None:
+    ranked = {"dense": [(1, 0.9), (2, 0.8)], "lexical": [(2, 9.0), (3, 1.0)]}
+    hits = rrf(ranked, k=0, unscorable={1}, stand_in=0.5)
+    assert [(h.doc_id, h.score) for h in hits] == [(1, 1.5), (2, 1.5), (3, 0.5)]
+    assert rrf(ranked, k=0, unscorable={1}) == rrf(ranked, k=0)  # stand_in 0: as before
+
+
+@given(dense=ranked_lists, lexical=ranked_lists, stand_in=st.floats(0, 1))
+def test_a_stand_in_only_raises_unscorable_documents(dense, lexical, stand_in) -> None:  # type: ignore[no-untyped-def]
+    ranked = {"dense": dense, "lexical": lexical}
+    unscorable = {d for d, _ in dense if d % 2}
+    for fuse in (linear, rrf):
+        before = {h.doc_id: h.score for h in fuse(ranked)}
+        after = {h.doc_id: h.score for h in fuse(ranked, unscorable=unscorable, stand_in=stand_in)}
+        assert before.keys() == after.keys()
+        lexical_ids = {d for d, _ in lexical}
+        for doc, score in after.items():
+            if doc in unscorable and doc not in lexical_ids:
+                assert score >= before[doc] - 1e-12
+            else:
+                assert score == before[doc]

@@ -294,6 +294,9 @@ CASES: list[dict[str, Any]] = [
     {"k": 4, "max_per_article": 1},
     {"k": 5, "wikis": ["simplewiki", "ruwiki"]},
     {"k": 5, "languages": ["en"]},
+    {"k": 5, "cross_lingual": False},
+    {"k": 5, "query_language": "ru"},
+    {"k": 6, "group_by": "entity", "per_group": 2},
 ]
 
 
@@ -309,6 +312,7 @@ def test_router_results_equal_the_unsharded_index(cluster: Cluster, mode: str) -
             assert answer["partial"] is False and answer["missing_shards"] == []
             expected = _search(cluster.single.url, body).json()
             assert answer["fusion"] == expected["fusion"]
+            assert answer["query_language"] == expected["query_language"]
             got, want = answer["results"], expected["results"]
             assert [r["passage_id"] for r in got] == [r["passage_id"] for r in want], body
             for result, reference in zip(got, want, strict=True):

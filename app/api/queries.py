@@ -6,7 +6,7 @@ filter checks, the retriever's request for a body, and a hit's answer. Routes im
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from app.api.schemas import ApiError, Scores, SearchBody, SearchResult
 from app.attribution.present import present
@@ -28,6 +28,9 @@ def search_result(rank: int, hit: SearchHit) -> SearchResult:
 
 def search_request(body: SearchBody, query: str) -> SearchRequest:
     """The retriever's request for a validated body (``query`` already checked)."""
+    per_article = body.max_per_article
+    if body.group_by == "article":
+        per_article = min(per_article or body.per_group, body.per_group)
     return SearchRequest(
         query,
         k=body.k,
@@ -35,7 +38,10 @@ def search_request(body: SearchBody, query: str) -> SearchRequest:
         fusion=body.fusion,
         wikis=tuple(body.wikis) if body.wikis else None,
         languages=tuple(body.languages) if body.languages else None,
-        max_per_article=body.max_per_article,
+        max_per_article=per_article,
+        max_per_entity=body.per_group if body.group_by == "entity" else None,
+        query_language=body.query_language,
+        cross_lingual=body.cross_lingual,
     )
 
 
@@ -56,10 +62,28 @@ def check_query(body: SearchBody, settings: Settings) -> str:
     return query
 
 
-def check_filters(body: SearchBody, sites: Mapping[str, object], languages: frozenset[str]) -> None:
-    """A 422 naming what a filter asks for that the index does not hold."""
+class FilteredBody(Protocol):
+    """A request body with the wiki and language filters (a search, an attribution)."""
+
+    @property
+    def wikis(self) -> Sequence[str] | None: ...
+
+    @property
+    def languages(self) -> Sequence[str] | None: ...
+
+
+def check_filters(
+    body: FilteredBody,
+    sites: Mapping[str, object],
+    languages: frozenset[str],
+    query_language: str | None = None,
+) -> None:
+    """A 422 naming what a filter (or the query language given) asks for that the index
+    does not hold."""
     _known("wiki", body.wikis, sorted(sites))
     _known("language", body.languages, sorted(languages))
+    if query_language is not None:
+        _known("language", [query_language], sorted(languages))
 
 
 def _known(kind: str, asked: Sequence[str] | None, indexed: list[str]) -> None:

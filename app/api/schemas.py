@@ -133,9 +133,29 @@ class SearchBody(BaseModel):
     max_per_article: int | None = Field(
         default=None, ge=1, le=MAX_K, description="At most this many passages per article"
     )
+    group_by: Literal["article", "entity"] | None = Field(
+        default=None,
+        description="At most per_group passages per article (one page of one wiki) or per "
+        "entity (one Wikidata item: the same article in every language; a page without a "
+        "Wikidata item is its own entity)",
+    )
+    per_group: int = Field(
+        default=1, ge=1, le=MAX_K, description="Passages per group when group_by is set"
+    )
     fusion: FusionMethod | None = Field(
         default=None,
         description="Hybrid fusion: rrf or linear (default: the one the index records)",
+    )
+    query_language: FilterValue | None = Field(
+        default=None,
+        description="The question's language, when the caller knows it (default: detected "
+        "among the index's languages; see query_language in the response)",
+    )
+    cross_lingual: bool = Field(
+        default=True,
+        description="Answer from passages in any language (true) or only in the query's "
+        "(false). BM25 always scores only passages in the query's language; the dense half, "
+        "which is multilingual with multilingual-e5-small, crosses languages",
     )
 
     @field_validator("query")
@@ -167,6 +187,11 @@ class PassageFields(BaseModel):
     wiki: str
     language: str
     page_id: int
+    wikidata_id: str | None = Field(
+        default=None,
+        description="The page's Wikidata item (one article across languages), or null",
+        examples=["Q937"],
+    )
     title: str
     section: list[str] = Field(description="Section headings from the top (empty: the lead)")
     anchor: str = Field(description="The section's anchor in the article ('' for the lead)")
@@ -181,12 +206,23 @@ class SearchResult(PassageFields):
     scores: Scores
 
 
+class QueryLanguage(BaseModel):
+    language: str | None = Field(description="A language code of the index, or null")
+    confidence: float = Field(description="1.0 when given; else the detector's probability")
+    detected: bool = Field(description="Whether the language was detected (not given)")
+
+
 class SearchResponse(BaseModel):
     results: list[SearchResult]
     generation: str = Field(description="The index generation that answered")
     took_ms: float
     mode: SearchMode
     fusion: FusionMethod | None = Field(description="Fusion used (null unless hybrid)")
+    query_language: QueryLanguage | None = Field(
+        default=None,
+        description="The language the query was searched as: given, or detected (language "
+        "null when unsure; then nothing is restricted by language)",
+    )
     partial: bool = Field(
         default=False,
         description="True when some shards of a sharded service did not answer: the results "

@@ -159,6 +159,9 @@ class CitationRecord(BaseModel):
     wiki: str
     language: str
     page_id: int
+    wikidata_id: str | None = Field(
+        default=None, description="The page's Wikidata item (one article across languages)"
+    )
     title: str
     revision_id: int
     revision_timestamp: str
@@ -288,6 +291,7 @@ class CitationResolver:
             wiki=site.wiki,
             language=site.language,
             page_id=revision.page_id,
+            wikidata_id=page.wikidata_id if page is not None else None,
             title=revision.title,
             revision_id=revision.revision_id,
             revision_timestamp=revision.timestamp,

@@ -224,7 +224,10 @@ def _add_index_flags(parser: argparse.ArgumentParser) -> None:
         "--index", dest="index_dir", type=Path, help="index directory (default var/index)"
     )
     parser.add_argument(
-        "--model", help="sentence-transformers model dir or name (default: packaged MiniLM)"
+        "--model",
+        help="embedding model: multilingual-e5-small (about 100 languages), all-MiniLM-L6-v2 "
+        "(English) or a sentence-transformers model directory (default: all-MiniLM-L6-v2 when "
+        "every wiki is English or Simple English, else multilingual-e5-small)",
     )
     parser.add_argument("--factory", help="FAISS index_factory string (default: by size)")
     parser.add_argument("--embed-batch-size", type=int, help="passages per embedding batch")
@@ -398,7 +401,7 @@ def _add_update_parser(commands: Any) -> None:
     update.add_argument(
         "--index", dest="index_dir", type=Path, help="index directory (default var/index)"
     )
-    update.add_argument("--model", help="embedding model (must match the index)")
+    update.add_argument("--model", help="embedding model (default: the index's own)")
     update.add_argument(
         "--batch", dest="update_batch", type=int, help="events per transaction (default 100)"
     )
@@ -469,6 +472,11 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     if not args.query.strip():
         raise CommandError("the query is empty")
     retriever = open_retriever(settings)
+    if args.query_language is not None and args.query_language not in retriever.languages:
+        raise CommandError(
+            f"--query-language {args.query_language!r} is not a language of the index; its "
+            f"languages: {', '.join(retriever.languages)}"
+        )
     request = SearchRequest(
         args.query,
         k=args.k,
@@ -477,14 +485,23 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         wikis=tuple(args.wikis) if args.wikis else None,
         languages=tuple(args.languages) if args.languages else None,
         max_per_article=args.max_per_article,
+        max_per_entity=args.max_per_entity,
         rrf_k=args.rrf_k,
         alpha=args.alpha,
+        query_language=args.query_language,
+        cross_lingual=args.cross_lingual,
     )
+    language = retriever.query_language(request)
     hits = retriever.search(request)
     rows = [present(h.passage).cli_row(rank, h.scores) for rank, h in enumerate(hits, start=1)]
     if args.json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return EXIT_OK
+    if language.language is None:
+        print("query language: unknown (BM25 searches every language)")
+    else:
+        how = "given" if args.query_language else f"detected, {language.confidence:.2f}"
+        print(f"query language: {language.language} ({how})")
     if not rows:
         print("no results")
     for row in rows:
@@ -533,13 +550,21 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
         write_json_atomic(args.output, result)
     print(f"{result['questions']} questions over {result['passages']} passages")
+    _print_eval_table(result["modes"])
+    for group, title in (("by_language", "question language"), ("by_kind", "kind")):
+        for value, part in result.get(group, {}).items():
+            print(f"\n{title} {value} ({part['questions']} questions)")
+            _print_eval_table(part["modes"])
+    return EXIT_OK
+
+
+def _print_eval_table(modes: dict[str, dict[str, float]]) -> None:
     print(f"{'mode':<14} {'top1':>6} {'top5':>6} {'top10':>6} {'top20':>6} {'mrr20':>6}")
-    for mode, s in result["modes"].items():
+    for mode, s in modes.items():
         print(
             f"{mode:<14} {s['top1']:>6.3f} {s['top5']:>6.3f} {s['top10']:>6.3f} "
             f"{s['top20']:>6.3f} {s['mrr20']:>6.3f}"
         )
-    return EXIT_OK
 
 
 # -- serve / keys -------------------------------------------------------------------------
@@ -738,7 +763,7 @@ def _add_serve_parsers(commands: Any) -> None:
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
-    serve.add_argument("--model", help="embedding model (must match the index)")
+    serve.add_argument("--model", help="embedding model (default: the index's own)")
     serve.add_argument(
         "--open-access",
         action="store_true",
@@ -924,12 +949,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("query", help="the question or keywords")
     search.add_argument("--index", dest="index_dir", type=Path, help="index directory")
-    search.add_argument("--model", help="embedding model (must match the index)")
+    search.add_argument("--model", help="embedding model (default: the index's own)")
     search.add_argument("-k", type=positive_int, default=10, help="number of passages (default 10)")
     search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
     search.add_argument("--wiki", dest="wikis", action="append", help="only this wiki")
     search.add_argument("--language", dest="languages", action="append", help="only this language")
     search.add_argument("--max-per-article", type=positive_int, help="cap passages per article")
+    search.add_argument(
+        "--max-per-entity",
+        type=positive_int,
+        help="cap passages per Wikidata item (one article across languages)",
+    )
+    search.add_argument(
+        "--query-language",
+        metavar="CODE",
+        help="the question's language (default: detected among the index's languages)",
+    )
+    search.add_argument(
+        "--no-cross-lingual",
+        dest="cross_lingual",
+        action="store_false",
+        help="answer only from passages in the query's language (default: any language)",
+    )
     search.add_argument("--json", action="store_true", help="print results as JSON")
     _add_retrieval_flags(search)
     search.set_defaults(handler=cmd_search, settings_from=retrieval_settings)
@@ -945,7 +986,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--index", dest="index_dir", type=Path, help="index directory")
     evaluate.add_argument("--questions", type=Path, required=True, help="questions JSONL")
     evaluate.add_argument("--output", type=Path, help="write the figures as JSON here")
-    evaluate.add_argument("--model", help="embedding model (must match the index)")
+    evaluate.add_argument("--model", help="embedding model (default: the index's own)")
     evaluate.add_argument("--limit", type=positive_int, help="only the first N questions")
     evaluate.add_argument("--max-per-article", type=positive_int, help="cap passages per article")
     evaluate.add_argument(

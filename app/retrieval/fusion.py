@@ -16,7 +16,7 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -63,24 +63,64 @@ def _ordered(fused: dict[int, float], ranked: Mapping[str, Ranked]) -> list[Fuse
     return [FusedHit(doc_id=d, score=fused[d], components=raw[d]) for d in order]
 
 
+def _stand_ins(
+    fused: dict[int, float],
+    parts: Mapping[str, dict[int, float]],
+    dense: str,
+    weights: Mapping[str, float],
+    unscorable: Collection[int],
+    stand_in: float,
+) -> None:
+    """Add, for each document of ``unscorable`` that the ``dense`` component found, ``stand_in``
+    times its dense part in place of every other component it is missing from."""
+    if not unscorable or dense not in parts:
+        return
+    for doc_id, part in parts[dense].items():
+        if doc_id not in unscorable:
+            continue
+        for name in parts:
+            if name != dense and doc_id not in parts[name]:
+                fused[doc_id] += stand_in * part * weights[name] / weights[dense]
+
+
 def rrf(
     ranked: Mapping[str, Ranked],
     *,
     k: int = DEFAULT_RRF_K,
     weights: Mapping[str, float] | None = None,
+    dense: str = "dense",
+    unscorable: Collection[int] = (),
+    stand_in: float = 0.0,
 ) -> list[FusedHit]:
-    """Reciprocal rank fusion: ``score(d) = Σ w_c / (k + rank_c(d))`` with ranks from 1."""
+    """Reciprocal rank fusion: ``score(d) = Σ w_c / (k + rank_c(d))`` with ranks from 1.
+
+    ``unscorable`` documents could not be scored by the other components at all (a passage in
+    another language than the query's, which BM25 does not compare): for each component they
+    are missing from, ``stand_in`` times their dense term stands in (0: they count as not found,
+    1: as ranked there as by the dense half).
+
+    >>> ranked = {"dense": [(1, 0.9), (2, 0.8)], "lexical": [(2, 12.0)]}
+    >>> [h.doc_id for h in rrf(ranked, k=0)]
+    [2, 1]
+    >>> [h.doc_id for h in rrf(ranked, k=0, unscorable={1}, stand_in=1.0)]
+    [1, 2]
+    """
     if k < 0:
         raise ValueError(f"RRF k must be ≥ 0, got {k}")
     fused: dict[int, float] = {}
+    parts: dict[str, dict[int, float]] = {}
+    weight_of: dict[str, float] = {}
     for name, hits in ranked.items():
         weight = 1.0 if weights is None else weights.get(name, 1.0)
-        seen: set[int] = set()
+        weight_of[name] = weight
+        part = parts.setdefault(name, {})
         for rank, (doc_id, _) in enumerate(hits, start=1):
-            if doc_id in seen:  # a duplicate in one list counts once, at its best rank
+            if doc_id in part:  # a duplicate in one list counts once, at its best rank
                 continue
-            seen.add(doc_id)
-            fused[doc_id] = fused.get(doc_id, 0.0) + weight / (k + rank)
+            part[doc_id] = weight / (k + rank)
+            fused[doc_id] = fused.get(doc_id, 0.0) + part[doc_id]
+    if weight_of.get(dense):
+        _stand_ins(fused, parts, dense, weight_of, unscorable, stand_in)
     return _ordered(fused, ranked)
 
 
@@ -99,22 +139,38 @@ def linear(
     *,
     alpha: float = 0.5,
     dense: str = "dense",
+    unscorable: Collection[int] = (),
+    stand_in: float = 0.0,
 ) -> list[FusedHit]:
     """Normalised linear combination: ``α·minmax(dense) + (1-α)·minmax(other)``.
 
-    A document missing from one list contributes 0 for that component.
+    A document missing from one list contributes 0 for that component, unless it is
+    ``unscorable`` there (another language than the query's: BM25 could not have found it);
+    then ``stand_in`` times its normalised dense score stands in for the missing one.
+
+    >>> ranked = {"dense": [(1, 0.9), (2, 0.5)], "lexical": [(2, 7.0), (3, 1.0)]}
+    >>> [(h.doc_id, round(h.score, 2)) for h in linear(ranked, alpha=0.5)]
+    [(1, 0.5), (2, 0.5), (3, 0.0)]
+    >>> [(h.doc_id, round(h.score, 2)) for h in linear(ranked, alpha=0.5, unscorable={1},
+    ...                                               stand_in=0.8)]
+    [(1, 0.9), (2, 0.5), (3, 0.0)]
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
     fused: dict[int, float] = {}
+    parts: dict[str, dict[int, float]] = {}
+    weight_of: dict[str, float] = {}
     for name, hits in ranked.items():
         weight = alpha if name == dense else 1.0 - alpha
         if len(ranked) == 1:
             weight = 1.0
-        seen: set[int] = set()
+        weight_of[name] = weight
+        part = parts.setdefault(name, {})
         for (doc_id, _), norm in zip(hits, min_max([s for _, s in hits]), strict=True):
-            if doc_id in seen:
+            if doc_id in part:
                 continue
-            seen.add(doc_id)
-            fused[doc_id] = fused.get(doc_id, 0.0) + weight * norm
+            part[doc_id] = weight * norm
+            fused[doc_id] = fused.get(doc_id, 0.0) + part[doc_id]
+    if weight_of.get(dense):
+        _stand_ins(fused, parts, dense, weight_of, unscorable, stand_in)
     return _ordered(fused, ranked)

@@ -24,12 +24,13 @@ Usage::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from app.retrieval.fusion import DEFAULT_RRF_K, FusedHit, FusionMethod, linear, rrf
+from indexer.lexical import OTHER_GROUP, analyzer_group
 
 if TYPE_CHECKING:
     from indexer.store import PassageRecord
@@ -79,8 +80,14 @@ class SearchRequest:
     languages: tuple[str, ...] | None = None
     pages: tuple[tuple[str, int], ...] | None = None
     max_per_article: int | None = None
+    # At most this many passages per Wikidata item (one article across languages).
+    max_per_entity: int | None = None
     rrf_k: int | None = None
     alpha: float | None = None
+    # The question's language (given, or detected by the retriever); None: unknown.
+    query_language: str | None = None
+    # False: answer only from passages in the query's language (dense half included).
+    cross_lingual: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +128,8 @@ def resolve_defaults(
 
 def candidate_count(defaults: RetrievalDefaults, k: int, cap: int | None) -> int:
     """How many candidates each component fetches for ``k`` results: the configured
-    ``candidates``, or more for a deep page — twice ``k``, four times under a per-article cap,
-    which drops many candidates of the best articles."""
+    ``candidates``, or more for a deep page — twice ``k``, four times under a per-article (or
+    per-entity) cap, which drops many candidates of the best articles."""
     return max(defaults.candidates, k * (4 if cap else 2))
 
 
@@ -133,6 +140,15 @@ def by_score(hits: Sequence[tuple[int, float]]) -> Ranked:
     return sorted(hits, key=lambda item: (-item[1], item[0]))
 
 
+# A passage in another language than the query's has no BM25 score to fuse (the analysers do
+# not compare): its dense part, times this, stands in for the lexical one. Below 1, so that of
+# two passages the dense half scores alike, the one in the query's language (which BM25 did
+# score) ranks first; above 0, so that the passage answering a question in another language
+# is not buried under same-language passages that merely share its words. Chosen on the
+# multilingual dev questions (benchmarks/RESULTS.md, "multilingual").
+CROSS_LANGUAGE_STAND_IN: Final = 0.5
+
+
 def fuse(
     ranked: Mapping[str, Sequence[tuple[int, float]]],
     defaults: RetrievalDefaults,
@@ -140,22 +156,117 @@ def fuse(
     fusion: FusionMethod | None = None,
     alpha: float | None = None,
     rrf_k: int | None = None,
+    unscorable: Collection[int] = (),
 ) -> list[FusedHit]:
     """The components' lists fused (:mod:`app.retrieval.fusion`) by the request's method and
-    parameters where it gives them, else by ``defaults``. One list fuses to itself in order."""
+    parameters where it gives them, else by ``defaults``. One list fuses to itself in order.
+    ``unscorable``: dense candidates BM25 could not score (another language than the
+    query's); :data:`CROSS_LANGUAGE_STAND_IN` of their dense part stands in for BM25's."""
     method = fusion or defaults.fusion
+    stand_in = CROSS_LANGUAGE_STAND_IN
     if method is FusionMethod.LINEAR:
-        return linear(ranked, alpha=defaults.alpha if alpha is None else alpha)
-    return rrf(ranked, k=defaults.rrf_k if rrf_k is None else rrf_k)
+        return linear(
+            ranked,
+            alpha=defaults.alpha if alpha is None else alpha,
+            unscorable=unscorable,
+            stand_in=stand_in,
+        )
+    return rrf(
+        ranked,
+        k=defaults.rrf_k if rrf_k is None else rrf_k,
+        unscorable=unscorable,
+        stand_in=stand_in,
+    )
 
 
 def fuse_request(
     ranked: Mapping[str, Sequence[tuple[int, float]]],
     request: SearchRequest,
     defaults: RetrievalDefaults,
+    unscorable: Collection[int] = (),
 ) -> list[FusedHit]:
     """:func:`fuse` with the method and parameters ``request`` asks for."""
-    return fuse(ranked, defaults, fusion=request.fusion, alpha=request.alpha, rrf_k=request.rrf_k)
+    return fuse(
+        ranked,
+        defaults,
+        fusion=request.fusion,
+        alpha=request.alpha,
+        rrf_k=request.rrf_k,
+        unscorable=unscorable,
+    )
+
+
+def unscorable_rows(
+    dense: Ranked,
+    lexical_scope: tuple[str, ...] | None,
+    languages_of: Callable[[Sequence[int]], Mapping[int, str]],
+) -> frozenset[int]:
+    """The dense candidates BM25 could not score: those whose language is outside
+    ``lexical_scope`` (:func:`lexical_languages`; None: BM25 scored every language).
+    ``languages_of(row_ids)`` gives each row's language.
+
+    >>> language = {1: "fr", 2: "en", 3: "simple"}
+    >>> def languages_of(rows): return {row: language[row] for row in rows}
+    >>> sorted(unscorable_rows([(1, .9), (2, .8), (3, .7)], ("en", "simple"), languages_of))
+    [1]
+    >>> unscorable_rows([(1, .9)], None, lambda rows: {})
+    frozenset()
+    """
+    if lexical_scope is None or not dense:
+        return frozenset()
+    scope = set(lexical_scope)
+    languages = languages_of([row for row, _ in dense])
+    return frozenset(row for row, language in languages.items() if language not in scope)
+
+
+def lexical_languages(
+    request: SearchRequest, index_languages: Sequence[str]
+) -> tuple[str, ...] | None:
+    """The passage languages BM25 may score for ``request`` (None: all of them).
+
+    BM25 of a query against text of another language matches function words and names, not
+    meaning; fused with the dense half it is noise that linear fusion weighs fully. So when
+    the query's language is known, the lexical half scores only passages whose analyser is
+    the query's (``simple`` shares English's); within ``languages`` when the request filters.
+    An empty tuple: nothing to score lexically (an English question over French passages);
+    the dense half answers alone.
+
+    >>> langs = ["de", "en", "fr", "simple"]
+    >>> lexical_languages(SearchRequest("q", query_language="en"), langs)
+    ('en', 'simple')
+    >>> lexical_languages(SearchRequest("q", query_language="en", languages=("fr",)), langs)
+    ()
+    >>> lexical_languages(SearchRequest("q", languages=("fr",)), langs)
+    ('fr',)
+    """
+    if request.query_language is None:
+        return request.languages
+    group = analyzer_group(request.query_language)
+    same = tuple(
+        code
+        for code in index_languages
+        if analyzer_group(code) == group
+        and (group != OTHER_GROUP or code == request.query_language)
+    )
+    if request.languages is not None:
+        same = tuple(code for code in same if code in request.languages)
+    return same
+
+
+def dense_languages(
+    request: SearchRequest, index_languages: Sequence[str]
+) -> tuple[str, ...] | None:
+    """The passage languages the dense half searches: every language (or the request's
+    filter) when ``cross_lingual``; else only the query's, as for BM25.
+
+    >>> dense_languages(SearchRequest("q", query_language="fr", cross_lingual=False), ["en", "fr"])
+    ('fr',)
+    >>> dense_languages(SearchRequest("q", query_language="fr"), ["en", "fr"]) is None
+    True
+    """
+    if request.cross_lingual or request.query_language is None:
+        return request.languages
+    return lexical_languages(request, index_languages)
 
 
 def servable(record: PassageRecord) -> bool:
@@ -164,18 +275,29 @@ def servable(record: PassageRecord) -> bool:
     return record.revision_id == record.current_revision_id and record.suppressed is None
 
 
+def entity_key(record: PassageRecord) -> tuple[str, ...]:
+    """The entity a passage belongs to: its page's Wikidata item, the same for the article in
+    every language; a page without one is an entity of its own."""
+    if record.wikidata_id is not None:
+        return ("item", record.wikidata_id)
+    return ("page", record.wiki, str(record.page_id))
+
+
 def materialise(
     fused: Sequence[FusedHit],
     fetch: Callable[[Sequence[int]], Mapping[int, PassageRecord | None]],
     k: int,
     cap: int | None,
+    entity_cap: int | None = None,
 ) -> list[SearchHit]:
-    """The first ``k`` servable passages of ``fused``, at most ``cap`` per article, each
-    with its component scores and its fused score. ``fetch(row_ids)`` returns the records of
-    those rows (absent or None: no such passage); it is called on windows of ``4 k`` hits, so a
-    deep candidate list costs store lookups only as far as results need."""
+    """The first ``k`` servable passages of ``fused``, at most ``cap`` per article and
+    ``entity_cap`` per entity (:func:`entity_key`), each with its component scores and its
+    fused score. ``fetch(row_ids)`` returns the records of those rows (absent or None: no such
+    passage); it is called on windows of ``4 k`` hits, so a deep candidate list costs store
+    lookups only as far as results need."""
     results: list[SearchHit] = []
     per_article: dict[tuple[str, int], int] = {}
+    per_entity: dict[tuple[str, ...], int] = {}
     window = 4 * k
     for start in range(0, len(fused), window):
         chunk = fused[start : start + window]
@@ -187,7 +309,11 @@ def materialise(
             article = (record.wiki, record.page_id)
             if cap is not None and per_article.get(article, 0) >= cap:
                 continue
+            entity = entity_key(record)
+            if entity_cap is not None and per_entity.get(entity, 0) >= entity_cap:
+                continue
             per_article[article] = per_article.get(article, 0) + 1
+            per_entity[entity] = per_entity.get(entity, 0) + 1
             results.append(SearchHit(record, {**hit.components, "fused": hit.score}))
             if len(results) == k:
                 return results

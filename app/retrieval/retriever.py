@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
+from app.retrieval.language import DetectedLanguage, LanguageDetector
 from app.retrieval.ranking import (
     Ranked,
     RetrievalDefaults,
@@ -33,15 +34,18 @@ from app.retrieval.ranking import (
     SearchRequest,
     by_score,
     candidate_count,
+    dense_languages,
     fuse_request,
+    lexical_languages,
     materialise,
     resolve_defaults,
+    unscorable_rows,
 )
 from indexer.dense import DenseIndex
-from indexer.embedding import Embedder, ModelInfo
+from indexer.embedding import EmbeddingModel, ModelInfo, open_embedder
 from indexer.embedding.onnx import default_onnx_cache_dir
 from indexer.errors import InvalidInput, WikiragError
-from indexer.generation import CorruptGeneration, Generation, IndexLayout
+from indexer.generation import CorruptGeneration, Generation, IndexLayout, NoPublishedIndex
 from indexer.lexical import LexicalIndex
 from indexer.manifest import Manifest
 from indexer.store import PassageStore, StoreOutdated
@@ -155,8 +159,11 @@ def serving_embedder(
     *,
     query_encoder: str = "torch",
     onnx_cache_dir: Path | None = None,
-) -> Embedder:
-    """The embedder of a query service, with FAISS's OpenMP pool set to the same size.
+    index_dir: Path | None = None,
+) -> EmbeddingModel:
+    """The embedder of a query service, with FAISS's OpenMP pool set to the same size. With
+    no ``model`` named, the model the index published in ``index_dir`` was built with (the
+    default model when there is none yet).
 
     One query at a time gains nothing from many threads, and on a busy machine a query's
     threads wait on each other: at 1 M passages, hybrid p50 went from 254 ms with 2 threads
@@ -172,17 +179,29 @@ def serving_embedder(
     options: dict[str, Any] = {"threads": threads, "query_encoder": query_encoder}
     if query_encoder == "onnx":
         options["onnx_cache_dir"] = onnx_cache_dir or default_onnx_cache_dir()
-    return Embedder(model, **options) if model else Embedder(**options)
+    if model is None and index_dir is not None:
+        model = published_model(index_dir)
+    return open_embedder(model, **options)
+
+
+def published_model(index_dir: Path) -> str | None:
+    """The model id the published generation of ``index_dir`` was built with (None: nothing
+    published yet, or a manifest that does not load — opening the index will say why)."""
+    try:
+        return IndexLayout(index_dir).current().manifest.model.model_id
+    except (NoPublishedIndex, CorruptGeneration, OSError):
+        return None
 
 
 def check_model(manifest: Manifest, model: ModelInfo) -> None:
     built = manifest.model
-    if built.model_id != model.model_id or built.dimension != model.dimension:
+    differences = built.differences(model)
+    if differences:
         raise ModelMismatch(
             f"index generation {manifest.generation} was built with model "
             f"{built.model_id!r} ({built.dimension} dims) but the service is "
-            f"configured with {model.model_id!r} ({model.dimension} dims); configure "
-            f"WIKIRAG_MODEL to match or rebuild the index"
+            f"configured with {model.model_id!r} ({model.dimension} dims) "
+            f"[{'; '.join(differences)}]; configure WIKIRAG_MODEL to match or rebuild the index"
         )
 
 
@@ -192,14 +211,20 @@ class HybridRetriever:
     def __init__(
         self,
         index: LoadedIndex,
-        embedder: Embedder,
+        embedder: EmbeddingModel,
         defaults: RetrievalDefaults | None = None,
         *,
         encode_cache_size: int = ENCODE_CACHE_SIZE,
+        detect_language: bool = True,
     ) -> None:
         self.index = index
         self.embedder = embedder
         self.defaults = defaults or resolve_defaults(index.manifest.retrieval)
+        # The languages of the index's wikis: what a query's language is detected among and
+        # what BM25 is restricted to (ranking.lexical_languages).
+        self.languages = tuple(sorted({site.language for site in index.store.wikis()}))
+        self.detector = LanguageDetector(self.languages) if detect_language else None
+        self._detect = lru_cache(maxsize=encode_cache_size)(self._detect_language)
         self._allowed = lru_cache(maxsize=64)(self._allowed_ids)
         # Repeated queries (retries, evaluation variants, paging) and the passage windows that
         # attribution scores again skip the model (4,096 vectors: ~7 MB at 384 dims).
@@ -215,6 +240,25 @@ class HybridRetriever:
         vector: np.ndarray = self._encode(text)
         return vector
 
+    def _detect_language(self, query: str) -> DetectedLanguage:
+        if self.detector is None:
+            return DetectedLanguage(None, 0.0)
+        return self.detector.detect(query)
+
+    def query_language(self, request: SearchRequest) -> DetectedLanguage:
+        """The language ``request`` is searched as: the one it names, else the detected one
+        (None when detection is off or unsure)."""
+        if request.query_language is not None:
+            return DetectedLanguage(request.query_language, 1.0)
+        return self._detect(request.query)
+
+    def with_language(self, request: SearchRequest) -> SearchRequest:
+        """``request`` with its query language resolved (:meth:`query_language`)."""
+        if request.query_language is not None:
+            return request
+        language = self.query_language(request).language
+        return request if language is None else replace(request, query_language=language)
+
     def invalidate(self) -> None:
         """Forget cached filter results (the store changed under an incremental update)."""
         self._allowed.cache_clear()
@@ -224,20 +268,29 @@ class HybridRetriever:
         the caller already has it (attribution scores the same sentence)."""
         if request.k < 1:
             raise InvalidInput(f"k must be ≥ 1, got {request.k}")
+        request = self.with_language(request)
         cap = request.max_per_article
-        candidates = candidate_count(self.defaults, request.k, cap)
+        candidates = candidate_count(self.defaults, request.k, cap or request.max_per_entity)
         ranked: dict[str, Ranked] = {}
+        unscorable: frozenset[int] = frozenset()
         if request.mode is SearchMode.HYBRID:
             # tantivy releases the GIL: its search runs while the query is being embedded.
-            lexical = self._pool.submit(self._lexical, request, candidates)
+            lexical = self._pool.submit(self._lexical, request, candidates, fusing=True)
             ranked["dense"] = self._dense(request, candidates, vector)
             ranked["lexical"] = lexical.result()
+            unscorable = unscorable_rows(
+                ranked["dense"],
+                lexical_languages(request, self.languages),
+                self.index.store.languages_by_rows,
+            )
         elif request.mode is SearchMode.DENSE:
             ranked["dense"] = self._dense(request, candidates, vector)
         else:
             ranked["lexical"] = self._lexical(request, candidates)
-        fused = fuse_request(ranked, request, self.defaults)
-        return materialise(fused, self.index.store.passages_by_rows, request.k, cap)
+        fused = fuse_request(ranked, request, self.defaults, unscorable)
+        return materialise(
+            fused, self.index.store.passages_by_rows, request.k, cap, request.max_per_entity
+        )
 
     # -- components -----------------------------------------------------------------------
 
@@ -249,14 +302,19 @@ class HybridRetriever:
         answering a router, :mod:`app.retrieval.router`)."""
         return self._dense(request, candidates, vector)
 
-    def lexical_candidates(self, request: SearchRequest, candidates: int) -> Ranked:
-        """The lexical component alone: ``(row id, BM25)`` best first."""
-        return self._lexical(request, candidates)
+    def lexical_candidates(
+        self, request: SearchRequest, candidates: int, *, fusing: bool = False
+    ) -> Ranked:
+        """The lexical component alone: ``(row id, BM25)`` best first; ``fusing``: for a
+        hybrid search, so only passages in the query's language are scored
+        (:func:`~app.retrieval.ranking.lexical_languages`)."""
+        return self._lexical(request, candidates, fusing=fusing)
 
     def _dense(
         self, request: SearchRequest, candidates: int, vector: np.ndarray | None = None
     ) -> Ranked:
-        allowed = self._allowed(request.wikis, request.languages, request.pages)
+        languages = dense_languages(request, self.languages)
+        allowed = self._allowed(request.wikis, languages, request.pages)
         if allowed is not None and allowed.size == 0:
             return []
         if vector is None:
@@ -277,11 +335,16 @@ class HybridRetriever:
                 best[hit.doc_id] = hit.score
         return by_score(list(best.items()))
 
-    def _lexical(self, request: SearchRequest, candidates: int) -> Ranked:
+    def _lexical(self, request: SearchRequest, candidates: int, *, fusing: bool = False) -> Ranked:
+        # Fused with the dense half, BM25 scores only passages of the query's analyser; asked
+        # for alone (mode "lexical"), it searches what the request filters, as a user expects.
+        languages = lexical_languages(request, self.languages) if fusing else request.languages
+        if languages is not None and not languages:
+            return []  # no passage shares the query's analyser: BM25 would only add noise
         hits = self.index.lexical.search(
             request.query,
             candidates,
-            languages=request.languages,
+            languages=languages,
             wikis=request.wikis,
             page_ids=request.pages,
         )

@@ -44,6 +44,7 @@ import httpx
 import numpy as np
 
 from app.retrieval import ranking
+from app.retrieval.language import DetectedLanguage, LanguageDetector
 from app.retrieval.ranking import Ranked, RetrievalDefaults, SearchHit, SearchMode, SearchRequest
 from indexer.lexical import analyzer_group, indexed_text, lexical_doc, query_terms, tokenize
 from indexer.manifest import record_json
@@ -149,19 +150,33 @@ def shard_candidates(
     vector: Sequence[float] | None = None,
     wikis: tuple[str, ...] | None = None,
     languages: tuple[str, ...] | None = None,
+    query_language: str | None = None,
+    cross_lingual: bool = True,
 ) -> dict[str, Any]:
     """A shard's answer to a router (``serving`` is the :class:`~app.serving.ServingIndex`
-    the request uses): candidates of each component, BM25 statistics, and the passages."""
+    the request uses): candidates of each component, BM25 statistics, and the passages. In a
+    hybrid search with a ``query_language``, BM25 scores only this shard's passages in that
+    language, as one index would (:func:`~app.retrieval.ranking.lexical_languages`)."""
     retriever = serving.retriever
     index = serving.index
-    request = SearchRequest(query, k=1, mode=mode, wikis=wikis, languages=languages)
+    request = SearchRequest(
+        query,
+        k=1,
+        mode=mode,
+        wikis=wikis,
+        languages=languages,
+        query_language=query_language,
+        cross_lingual=cross_lingual,
+    )
     query_vector = None if vector is None else np.asarray(vector, dtype=np.float32)
     dense_hits: list[tuple[int, float]] = []
     lexical_hits: list[tuple[int, float]] = []
     if mode is not SearchMode.LEXICAL and dense > 0:
         dense_hits = retriever.dense_candidates(request, dense, query_vector)
     if mode is not SearchMode.DENSE and lexical > 0:
-        lexical_hits = retriever.lexical_candidates(request, lexical)
+        lexical_hits = retriever.lexical_candidates(
+            request, lexical, fusing=mode is SearchMode.HYBRID
+        )
     records = index.store.passages_by_rows(
         sorted({doc for doc, _ in dense_hits} | {doc for doc, _ in lexical_hits})
     )
@@ -333,6 +348,7 @@ class ShardRouter:
     fallback: RetrievalDefaults = field(default_factory=RetrievalDefaults)
     overrides: dict[str, Any] = field(default_factory=dict)
     states: dict[str, ShardState] = field(default_factory=dict)
+    _detector: LanguageDetector | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.urls = [u.rstrip("/") for u in self.urls]
@@ -385,6 +401,20 @@ class ShardRouter:
                 sites[site["wiki"]] = site
         return sites
 
+    def languages(self) -> tuple[str, ...]:
+        """The content languages of every wiki any shard holds."""
+        return tuple(sorted({site["language"] for site in self.sites().values()}))
+
+    def query_language(self, request: SearchRequest) -> DetectedLanguage:
+        """The language ``request`` is searched as: the one it names, else the one detected
+        among the shards' languages (as one index detects among its own)."""
+        if request.query_language is not None:
+            return DetectedLanguage(request.query_language, 1.0)
+        languages = self.languages()
+        if self._detector is None or self._detector.languages != languages:
+            self._detector = LanguageDetector(languages)
+        return self._detector.detect(request.query)
+
     def defaults(self) -> RetrievalDefaults:
         """The fusion defaults the shards' index recorded (explicit settings win)."""
         for state in self.states.values():
@@ -411,8 +441,12 @@ class ShardRouter:
         (``vector``: the query embedded by ``model``; a shard built with another model
         refuses it and is left out)."""
         defaults = self.defaults()
+        if request.query_language is None:
+            language = self.query_language(request).language
+            if language is not None:
+                request = dataclasses.replace(request, query_language=language)
         cap = request.max_per_article
-        n = ranking.candidate_count(defaults, request.k, cap)
+        n = ranking.candidate_count(defaults, request.k, cap or request.max_per_entity)
         body: dict[str, Any] = {
             "query": request.query,
             "mode": request.mode.value,
@@ -422,6 +456,8 @@ class ShardRouter:
             "model": model,
             "wikis": list(request.wikis) if request.wikis else None,
             "languages": list(request.languages) if request.languages else None,
+            "query_language": request.query_language,
+            "cross_lingual": request.cross_lingual,
         }
         outcomes = await asyncio.gather(*(self._candidates(u, body) for u in self.urls))
         answers: list[dict[str, Any]] = []
@@ -464,9 +500,18 @@ class ShardRouter:
         for answer in answers:
             for doc, data in answer["passages"].items():
                 records[int(doc)] = None if data is None else record_from_json(data)
-        fused = ranking.fuse_request(ranked, request, defaults) if ranked else []
+        unscorable: frozenset[int] = frozenset()
+        if request.mode is SearchMode.HYBRID and "dense" in ranked:
+            unscorable = ranking.unscorable_rows(
+                ranked["dense"],
+                ranking.lexical_languages(request, self.languages()),
+                lambda rows: {r: rec.language for r in rows if (rec := records.get(r))},
+            )
+        fused = ranking.fuse_request(ranked, request, defaults, unscorable) if ranked else []
         return Merged(
-            hits=ranking.materialise(fused, lambda rows: records, request.k, cap),
+            hits=ranking.materialise(
+                fused, lambda rows: records, request.k, cap, request.max_per_entity
+            ),
             generations=[str(a["generation"]) for a in answers],
             missing=missing,
             refetches=refetches,

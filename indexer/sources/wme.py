@@ -83,6 +83,19 @@ def _get_str(obj: dict[str, object], dotted: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+_WIKIDATA_ITEM = re.compile(r"Q[1-9][0-9]{0,11}")
+
+
+def wikidata_item(value: str | None) -> str | None:
+    """``value`` when it is a Wikidata item id (``Q42``), else None: the id is served on
+    every passage and groups articles across languages, so an export's odd value is dropped.
+
+    >>> wikidata_item("Q937"), wikidata_item("q937"), wikidata_item("Q0"), wikidata_item("<b>")
+    ('Q937', None, None, None)
+    """
+    return value if value is not None and _WIKIDATA_ITEM.fullmatch(value) else None
+
+
 def _as_int(value: object) -> int | None:
     if isinstance(value, bool):
         return None
@@ -191,7 +204,7 @@ def _article(obj: dict[str, object], location: str, namespace: int) -> RawRevisi
         editor=_get_str(obj, "version.editor.name"),
         license=_license(obj),
         aliases=_aliases(obj),
-        wikidata_id=_get_str(obj, "main_entity.identifier"),
+        wikidata_id=wikidata_item(_get_str(obj, "main_entity.identifier")),
     )
 
 

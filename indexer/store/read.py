@@ -26,7 +26,7 @@ PASSAGE_SELECT = """
            r.title, p.revision_id, r.timestamp, s.path, s.anchor, p.section_ordinal,
            p.ordinal, p.start_offset, p.end_offset, p.text, r.license_name,
            r.license_identifier, r.license_url, r.editor, pg.current_revision_id,
-           pg.status, r.visibility
+           pg.status, r.visibility, pg.wikidata_id
     FROM passages p
     JOIN revisions r ON r.wiki = p.wiki AND r.revision_id = p.revision_id
     JOIN sections s ON s.wiki = p.wiki AND s.revision_id = p.revision_id
@@ -62,6 +62,7 @@ def _passage_from_row(row: tuple[Any, ...]) -> PassageRecord:
         current,
         status,
         visibility,
+        wikidata_id,
     ) = tuple(row)
     return PassageRecord(
         row_id=int(row_id),
@@ -86,6 +87,7 @@ def _passage_from_row(row: tuple[Any, ...]) -> PassageRecord:
         current_revision_id=None if current is None else int(current),
         page_status=str(status),
         visibility=str(visibility),
+        wikidata_id=None if wikidata_id is None else str(wikidata_id),
     )
 
 
@@ -198,6 +200,18 @@ class StoreReader(StoreConnection):
         )
         records = (_passage_from_row(r) for r in rows)
         return {rec.row_id: rec for rec in records}
+
+    def languages_by_rows(self, row_ids: Sequence[int]) -> dict[int, str]:
+        """The language (of its wiki) of each passage row id; absent: no such row."""
+        if not row_ids:
+            return {}
+        marks = ",".join("?" * len(row_ids))
+        rows = self.connection().execute(
+            "SELECT p.id, w.language FROM passages p JOIN wikis w ON w.wiki = p.wiki "
+            f"WHERE p.id IN ({marks})",
+            list(row_ids),
+        )
+        return {int(row_id): str(language) for row_id, language in rows}
 
     def section_text(self, wiki: str, revision_id: int, ordinal: int) -> str | None:
         row = (

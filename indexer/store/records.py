@@ -35,6 +35,8 @@ class PassageRecord:
     current_revision_id: int | None
     page_status: str = PAGE_ACTIVE
     visibility: str = REVISION_VISIBLE
+    # The page's Wikidata item (``Q42``): one article across languages; None when unknown.
+    wikidata_id: str | None = None
 
     @property
     def suppressed(self) -> str | None:

@@ -160,7 +160,7 @@ def attribute(
     unsupported), the matching quote and the attribution; plus the answer rewritten with
     footnotes and its numbered references."""
     answer = check_answer(body.answer, services.settings.max_answer_chars)
-    check_filters(body, serving.sites, serving.languages)  # type: ignore[arg-type]
+    check_filters(body, serving.sites, serving.languages)
     options = AttributeOptions(
         passage_ids=tuple(body.passage_ids) if body.passage_ids else None,
         wikis=tuple(body.wikis) if body.wikis else None,

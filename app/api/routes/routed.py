@@ -12,6 +12,7 @@ health and is ready while at least one shard is.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from app.api.deps import PrincipalDep, ServicesDep
 from app.api.queries import check_filters, check_query, search_request, search_result
 from app.api.schemas import (
     ApiError,
+    QueryLanguage,
     SearchBody,
     SearchResponse,
     error_responses,
@@ -73,8 +75,13 @@ async def search(
     ):  # perhaps on a shard not heard from yet: ask it now
         await shards.refresh(missing_only=True)
         sites = shards.sites()
-    check_filters(body, sites, frozenset(s["language"] for s in sites.values()))
+    check_filters(
+        body, sites, frozenset(s["language"] for s in sites.values()), body.query_language
+    )
     retrieval_request = search_request(body, query)
+    language = shards.query_language(retrieval_request)
+    if language.language is not None:
+        retrieval_request = dataclasses.replace(retrieval_request, query_language=language.language)
     vector = None
     if body.mode is not SearchMode.LEXICAL:
         encoded = await asyncio.to_thread(services.embedder.encode_query, query)
@@ -98,6 +105,11 @@ async def search(
         fusion=fusion,
         partial=bool(merged.missing),
         missing_shards=merged.missing,
+        query_language=QueryLanguage(
+            language=language.language,
+            confidence=language.confidence,
+            detected=body.query_language is None,
+        ),
     )
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from app.api.deps import PrincipalDep, ServicesDep, ServingDep
 from app.api.queries import check_filters, check_query, search_request, search_result
 from app.api.schemas import (
+    QueryLanguage,
     SearchBody,
     SearchResponse,
     error_responses,
@@ -31,8 +32,9 @@ def search(
     ready-to-use attribution (all from the generation named in ``generation``)."""
     started = time.perf_counter()
     query = check_query(body, services.settings)
-    check_filters(body, serving.sites, serving.languages)
+    check_filters(body, serving.sites, serving.languages, body.query_language)
     request = search_request(body, query)
+    language = serving.retriever.query_language(request)
     search_started = time.perf_counter()
     hits = serving.retriever.search(request)
     services.metrics.search_latency.labels(mode=body.mode.value).observe(
@@ -52,4 +54,9 @@ def search(
         took_ms=round((time.perf_counter() - started) * 1000, 2),
         mode=body.mode,
         fusion=fusion,
+        query_language=QueryLanguage(
+            language=language.language,
+            confidence=language.confidence,
+            detected=body.query_language is None,
+        ),
     )

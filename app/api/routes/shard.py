@@ -40,6 +40,10 @@ class CandidatesBody(BaseModel):
     )
     wikis: list[FilterValue] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
     languages: list[FilterValue] | None = Field(default=None, max_length=MAX_FILTER_VALUES)
+    query_language: FilterValue | None = Field(
+        default=None, description="the query's language, as the router resolved it"
+    )
+    cross_lingual: bool = True
 
 
 @router.post(
@@ -79,6 +83,8 @@ def candidates(
         vector=body.vector,
         wikis=tuple(body.wikis) if body.wikis else None,
         languages=tuple(body.languages) if body.languages else None,
+        query_language=body.query_language,
+        cross_lingual=body.cross_lingual,
     )
 
 

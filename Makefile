@@ -39,6 +39,7 @@ run: install
 	    $(SAMPLES)/wme/*.tar.gz $(SAMPLES)/wme/enwiki-realtime-sample.ndjson.gz
 	$(BIN)/wikirag search --index $(RUN_DIR)/index -k 3 \
 	    "When did Einstein receive the Nobel Prize in Physics?"
+	$(BIN)/wikirag search --index $(RUN_DIR)/index -k 3 "Où est née Joséphine Baker ?"
 	@echo "serving on http://$(HOST):$(PORT) (open access, local use only; Ctrl-C stops)"
 	$(BIN)/wikirag serve --index $(RUN_DIR)/index --host $(HOST) --port $(PORT) --open-access
 

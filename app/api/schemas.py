@@ -154,8 +154,9 @@ class SearchBody(BaseModel):
     cross_lingual: bool = Field(
         default=True,
         description="Answer from passages in any language (true) or only in the query's "
-        "(false). BM25 always scores only passages in the query's language; the dense half, "
-        "which is multilingual with multilingual-e5-small, crosses languages",
+        "(false). BM25 scores only passages in the query's language (mode lexical with a "
+        "languages filter: those languages); the dense half, multilingual with "
+        "multilingual-e5-small, crosses languages",
     )
 
     @field_validator("query")

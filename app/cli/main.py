@@ -551,7 +551,11 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         write_json_atomic(args.output, result)
     print(f"{result['questions']} questions over {result['passages']} passages")
     _print_eval_table(result["modes"])
-    for group, title in (("by_language", "question language"), ("by_kind", "kind")):
+    for group, title in (
+        ("by_language", "question language"),
+        ("by_kind", "kind"),
+        ("by_language_kind", "language/kind"),
+    ):
         for value, part in result.get(group, {}).items():
             print(f"\n{title} {value} ({part['questions']} questions)")
             _print_eval_table(part["modes"])

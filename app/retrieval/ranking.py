@@ -229,7 +229,8 @@ def lexical_languages(
     the query's language is known, the lexical half scores only passages whose analyser is
     the query's (``simple`` shares English's); within ``languages`` when the request filters.
     An empty tuple: nothing to score lexically (an English question over French passages);
-    the dense half answers alone.
+    the dense half answers alone. A lexical-only search with a ``languages`` filter scores
+    those languages: the caller asked for keywords there (a name, in any script).
 
     >>> langs = ["de", "en", "fr", "simple"]
     >>> lexical_languages(SearchRequest("q", query_language="en"), langs)
@@ -238,8 +239,14 @@ def lexical_languages(
     ()
     >>> lexical_languages(SearchRequest("q", languages=("fr",)), langs)
     ('fr',)
+    >>> keywords = SearchRequest("q", mode=SearchMode.LEXICAL, query_language="en",
+    ...                          languages=("fr",))
+    >>> lexical_languages(keywords, langs)
+    ('fr',)
     """
     if request.query_language is None:
+        return request.languages
+    if request.mode is SearchMode.LEXICAL and request.languages is not None:
         return request.languages
     group = analyzer_group(request.query_language)
     same = tuple(

@@ -275,7 +275,7 @@ class HybridRetriever:
         unscorable: frozenset[int] = frozenset()
         if request.mode is SearchMode.HYBRID:
             # tantivy releases the GIL: its search runs while the query is being embedded.
-            lexical = self._pool.submit(self._lexical, request, candidates, fusing=True)
+            lexical = self._pool.submit(self._lexical, request, candidates)
             ranked["dense"] = self._dense(request, candidates, vector)
             ranked["lexical"] = lexical.result()
             unscorable = unscorable_rows(
@@ -302,13 +302,10 @@ class HybridRetriever:
         answering a router, :mod:`app.retrieval.router`)."""
         return self._dense(request, candidates, vector)
 
-    def lexical_candidates(
-        self, request: SearchRequest, candidates: int, *, fusing: bool = False
-    ) -> Ranked:
-        """The lexical component alone: ``(row id, BM25)`` best first; ``fusing``: for a
-        hybrid search, so only passages in the query's language are scored
-        (:func:`~app.retrieval.ranking.lexical_languages`)."""
-        return self._lexical(request, candidates, fusing=fusing)
+    def lexical_candidates(self, request: SearchRequest, candidates: int) -> Ranked:
+        """The lexical component alone: ``(row id, BM25)`` best first, over passages in the
+        query's language (:func:`~app.retrieval.ranking.lexical_languages`)."""
+        return self._lexical(request, candidates)
 
     def _dense(
         self, request: SearchRequest, candidates: int, vector: np.ndarray | None = None
@@ -335,10 +332,11 @@ class HybridRetriever:
                 best[hit.doc_id] = hit.score
         return by_score(list(best.items()))
 
-    def _lexical(self, request: SearchRequest, candidates: int, *, fusing: bool = False) -> Ranked:
-        # Fused with the dense half, BM25 scores only passages of the query's analyser; asked
-        # for alone (mode "lexical"), it searches what the request filters, as a user expects.
-        languages = lexical_languages(request, self.languages) if fusing else request.languages
+    def _lexical(self, request: SearchRequest, candidates: int) -> Ranked:
+        # BM25 scores only passages of the query's analyser, alone or fused: its scores of one
+        # query in different languages' fields do not compare (an unfiltered Portuguese
+        # question ranked English passages first on function words).
+        languages = lexical_languages(request, self.languages)
         if languages is not None and not languages:
             return []  # no passage shares the query's analyser: BM25 would only add noise
         hits = self.index.lexical.search(

@@ -154,9 +154,9 @@ def shard_candidates(
     cross_lingual: bool = True,
 ) -> dict[str, Any]:
     """A shard's answer to a router (``serving`` is the :class:`~app.serving.ServingIndex`
-    the request uses): candidates of each component, BM25 statistics, and the passages. In a
-    hybrid search with a ``query_language``, BM25 scores only this shard's passages in that
-    language, as one index would (:func:`~app.retrieval.ranking.lexical_languages`)."""
+    the request uses): candidates of each component, BM25 statistics, and the passages. With
+    a ``query_language``, BM25 scores only this shard's passages in that language, as one
+    index would (:func:`~app.retrieval.ranking.lexical_languages`)."""
     retriever = serving.retriever
     index = serving.index
     request = SearchRequest(
@@ -174,9 +174,7 @@ def shard_candidates(
     if mode is not SearchMode.LEXICAL and dense > 0:
         dense_hits = retriever.dense_candidates(request, dense, query_vector)
     if mode is not SearchMode.DENSE and lexical > 0:
-        lexical_hits = retriever.lexical_candidates(
-            request, lexical, fusing=mode is SearchMode.HYBRID
-        )
+        lexical_hits = retriever.lexical_candidates(request, lexical)
     records = index.store.passages_by_rows(
         sorted({doc for doc, _ in dense_hits} | {doc for doc, _ in lexical_hits})
     )

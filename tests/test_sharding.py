@@ -213,6 +213,15 @@ def _wait(procs: list[Proc], timeout: float) -> None:
         raise AssertionError(f"not ready in {timeout} s:\n{pending[0].log.read_text()}")
 
 
+def known_by_router(url: str) -> None:
+    """Have the router ask every shard for its identity now (``GET /v1/index`` refreshes):
+    a router that started before its shards were up learns them on a later request, and
+    until it knows every shard it does not detect query languages."""
+    response = httpx.get(f"{url}/v1/index", timeout=30)
+    assert response.status_code == 200, response.text
+    assert all(s["info"] is not None for s in response.json()["shards"]), response.text
+
+
 @dataclass
 class Cluster:
     router: Proc
@@ -253,6 +262,7 @@ def cluster(
     everything = [*servers, router, single]
     try:
         _wait(everything, 240)
+        known_by_router(router.url)
         yield Cluster(router, servers, single)
     finally:
         for p in everything:

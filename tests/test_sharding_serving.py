@@ -45,7 +45,17 @@ from indexer.sharding import hash_shard, split_index
 from indexer.store import PassageStore
 from tests import test_sharding
 from tests.test_api import OPTIONS, SIMPLE, shared_embedder
-from tests.test_sharding import CANDIDATES, CASES, QUERIES, SHARD_KEY, Proc, _rows, _start, _wait
+from tests.test_sharding import (
+    CANDIDATES,
+    CASES,
+    QUERIES,
+    SHARD_KEY,
+    Proc,
+    _rows,
+    _start,
+    _wait,
+    known_by_router,
+)
 
 # test_sharding's module fixtures (the split sample index), built again for this module.
 source = test_sharding.source
@@ -98,6 +108,7 @@ def _serve(shard_paths: list[Path], root: Path) -> Iterator[Routed]:
     everything = [*servers, router]
     try:
         _wait(everything, 240)
+        known_by_router(router.url)
         # the shipped query encoder really is the one answering
         assert ONNX_LOG_LINE in router.log.read_text(), router.log.read_text()
         yield Routed(router, servers)

@@ -154,8 +154,8 @@ class SearchBody(BaseModel):
     cross_lingual: bool = Field(
         default=True,
         description="Answer from passages in any language (true) or only in the query's "
-        "(false). BM25 scores only passages in the query's language (mode lexical with a "
-        "languages filter: those languages); the dense half, multilingual with "
+        "(false). In a hybrid search BM25 scores only passages in the query's language (mode "
+        "lexical: what the languages filter says); the dense half, multilingual with "
         "multilingual-e5-small, crosses languages",
     )
 

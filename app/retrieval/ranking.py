@@ -229,8 +229,9 @@ def lexical_languages(
     the query's language is known, the lexical half scores only passages whose analyser is
     the query's (``simple`` shares English's); within ``languages`` when the request filters.
     An empty tuple: nothing to score lexically (an English question over French passages);
-    the dense half answers alone. A lexical-only search with a ``languages`` filter scores
-    those languages: the caller asked for keywords there (a name, in any script).
+    the dense half answers alone. A lexical-only search (``mode`` lexical) scores what its
+    ``languages`` filter says, every language without one: the caller asked for keywords (a
+    name is the same word in many languages) and no dense half competes with its scores.
 
     >>> langs = ["de", "en", "fr", "simple"]
     >>> lexical_languages(SearchRequest("q", query_language="en"), langs)
@@ -239,14 +240,11 @@ def lexical_languages(
     ()
     >>> lexical_languages(SearchRequest("q", languages=("fr",)), langs)
     ('fr',)
-    >>> keywords = SearchRequest("q", mode=SearchMode.LEXICAL, query_language="en",
-    ...                          languages=("fr",))
-    >>> lexical_languages(keywords, langs)
-    ('fr',)
+    >>> keywords = SearchRequest("q", mode=SearchMode.LEXICAL, query_language="en")
+    >>> lexical_languages(keywords, langs) is None
+    True
     """
-    if request.query_language is None:
-        return request.languages
-    if request.mode is SearchMode.LEXICAL and request.languages is not None:
+    if request.query_language is None or request.mode is SearchMode.LEXICAL:
         return request.languages
     group = analyzer_group(request.query_language)
     same = tuple(

@@ -333,9 +333,9 @@ class HybridRetriever:
         return by_score(list(best.items()))
 
     def _lexical(self, request: SearchRequest, candidates: int) -> Ranked:
-        # BM25 scores only passages of the query's analyser, alone or fused: its scores of one
-        # query in different languages' fields do not compare (an unfiltered Portuguese
-        # question ranked English passages first on function words).
+        # Fused with the dense half, BM25 scores only passages of the query's analyser: its
+        # scores of one query in other languages' fields are noise that linear fusion weighs
+        # fully (an unfiltered Portuguese question ranked English passages first).
         languages = lexical_languages(request, self.languages)
         if languages is not None and not languages:
             return []  # no passage shares the query's analyser: BM25 would only add noise

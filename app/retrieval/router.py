@@ -408,6 +408,10 @@ class ShardRouter:
         among the shards' languages (as one index detects among its own)."""
         if request.query_language is not None:
             return DetectedLanguage(request.query_language, 1.0)
+        if any(state.info is None for state in self.states.values()):
+            # a shard not heard from yet may hold other languages: detecting among the known
+            # ones could restrict BM25 to the wrong one, so search as if undetected
+            return DetectedLanguage(None, 0.0)
         languages = self.languages()
         if self._detector is None or self._detector.languages != languages:
             self._detector = LanguageDetector(languages)

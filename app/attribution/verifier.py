@@ -34,13 +34,14 @@ import itertools
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from app.attribution.judgement import Disagreement, find_disagreement
 from app.attribution.license import Attribution, build_attribution
 from app.retrieval.ranking import SearchRequest
 from app.retrieval.retriever import HybridRetriever
@@ -50,6 +51,7 @@ from indexer.models import parse_passage_id
 from indexer.store import PassageRecord, PassageStore
 
 __all__ = [
+    "CONTRADICTED_THRESHOLD",
     "PARTIAL_THRESHOLD",
     "SUPPORTED_THRESHOLD",
     "AnswerAttribution",
@@ -67,6 +69,7 @@ __all__ = [
     "check_agreement",
     "footnote",
     "numbers_in",
+    "sentence_label",
     "split_sentences",
 ]
 
@@ -80,11 +83,40 @@ __all__ = [
 # by the agreement checks, not by the score. Paraphrases are not measured yet.
 SUPPORTED_THRESHOLD = 0.64
 PARTIAL_THRESHOLD = 0.49
+# A passage this close to the claim is on the same matter: if it says otherwise
+# (app.attribution.judgement), the claim is contradicted.
+CONTRADICTED_THRESHOLD = 0.6
+
+# (supported, partial, contradicted) thresholds per embedding model. multilingual-e5-small's
+# cosines run high (a sentence and an unrelated passage score ~0.8), so its thresholds are
+# higher; chosen on data/samples/attribution/claims-dev.jsonl over the sample index
+# (benchmarks/RESULTS.md, "attribution-claims"): at supported ≥ 0.9, 4 of 96 contradicted or
+# unsupported claims come back supported; at 0.75, 11. Other models keep the thresholds
+# calibrated for all-MiniLM-L6-v2 above.
+MODEL_THRESHOLDS: dict[str, tuple[float, float, float]] = {
+    "intfloat/multilingual-e5-small": (0.9, 0.65, 0.6),
+}
+DEFAULT_THRESHOLDS = (SUPPORTED_THRESHOLD, PARTIAL_THRESHOLD, CONTRADICTED_THRESHOLD)
+
+
+def thresholds_for(model_id: str) -> tuple[float, float, float]:
+    """The (supported, partial, contradicted) thresholds for scores of ``model_id``.
+
+    >>> thresholds_for("intfloat/multilingual-e5-small"), thresholds_for("other")
+    ((0.9, 0.65, 0.6), (0.64, 0.49, 0.6))
+    """
+    return MODEL_THRESHOLDS.get(model_id, DEFAULT_THRESHOLDS)
 
 
 class SupportLabel(StrEnum):
+    """``supported``: a passage states it; ``partial``: a passage states some of it (the
+    quote is the part it backs; ``missing_numbers`` / ``missing_names`` what it does not);
+    ``contradicted``: a passage on the same matter states otherwise (``disagreement`` says
+    what); ``unsupported``: nothing in the index bears on it."""
+
     SUPPORTED = "supported"
     PARTIAL = "partial"
+    CONTRADICTED = "contradicted"
     UNSUPPORTED = "unsupported"
 
 
@@ -370,6 +402,7 @@ class Citation:
     components: dict[str, float]
     agreement: Agreement
     attribution: Attribution
+    disagreement: Disagreement | None = None
 
     @property
     def passage_id(self) -> str:
@@ -456,6 +489,14 @@ def _citation_dict(c: Citation) -> dict[str, Any]:
         "components": c.components,
         "missing_numbers": list(c.agreement.missing_numbers),
         "missing_names": list(c.agreement.missing_names),
+        "disagreement": None
+        if c.disagreement is None
+        else {
+            "kind": c.disagreement.kind,
+            "claim": c.disagreement.claim,
+            "passage": c.disagreement.passage,
+            "reason": c.disagreement.describe(),
+        },
         "attribution": c.attribution.model_dump(mode="json"),
     }
 
@@ -480,20 +521,80 @@ class AttributeOptions:
     k: int = 3  # citations per sentence at most
     candidates: int = 5  # passages retrieved from the index per sentence
     search_fallback: bool = True  # search the index when no given passage supports a sentence
-    supported_threshold: float = SUPPORTED_THRESHOLD
-    partial_threshold: float = PARTIAL_THRESHOLD
+    # None: the embedding model's own (thresholds_for)
+    supported_threshold: float | None = None
+    partial_threshold: float | None = None
+    contradicted_threshold: float | None = None
+
+    def for_model(self, model_id: str) -> AttributeOptions:
+        """These options with every unset threshold taken from :func:`thresholds_for`."""
+        supported, partial, contradicted = thresholds_for(model_id)
+        return replace(
+            self,
+            supported_threshold=_given(self.supported_threshold, supported),
+            partial_threshold=_given(self.partial_threshold, partial),
+            contradicted_threshold=_given(self.contradicted_threshold, contradicted),
+        )
 
 
-def label_for(score: float, agreement: Agreement, options: AttributeOptions) -> SupportLabel:
-    """The label of a score, capped at ``partial`` when a number or name disagrees."""
-    if score >= options.supported_threshold and agreement.ok:
+def _given(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def label_for(
+    score: float,
+    agreement: Agreement,
+    options: AttributeOptions,
+    disagreement: Disagreement | None = None,
+) -> SupportLabel:
+    """The label of a score: ``contradicted`` when a passage this close says otherwise,
+    capped at ``partial`` when a number or name is missing from it."""
+    supported, partial, contradicted = _thresholds(options)
+    if disagreement is not None and score >= contradicted:
+        return SupportLabel.CONTRADICTED
+    if score >= supported and agreement.ok:
         return SupportLabel.SUPPORTED
-    if score >= options.partial_threshold:
+    if score >= partial:
         return SupportLabel.PARTIAL
     return SupportLabel.UNSUPPORTED
 
 
-_RANK = {SupportLabel.SUPPORTED: 2, SupportLabel.PARTIAL: 1, SupportLabel.UNSUPPORTED: 0}
+# Which citation labels the sentence: support first (a false "supported" is the worst error,
+# but a contradiction needs a passage as close as the supporting one: see sentence_label),
+# then a contradiction, then partial support.
+def _thresholds(options: AttributeOptions) -> tuple[float, float, float]:
+    return (
+        _given(options.supported_threshold, SUPPORTED_THRESHOLD),
+        _given(options.partial_threshold, PARTIAL_THRESHOLD),
+        _given(options.contradicted_threshold, CONTRADICTED_THRESHOLD),
+    )
+
+
+_RANK = {
+    SupportLabel.SUPPORTED: 3,
+    SupportLabel.CONTRADICTED: 2,
+    SupportLabel.PARTIAL: 1,
+    SupportLabel.UNSUPPORTED: 0,
+}
+
+
+def sentence_label(citations: Sequence[Citation]) -> SupportLabel:
+    """The label of a sentence from its citations: ``supported`` when a supporting passage is
+    at least as close as every contradicting one; else ``contradicted`` when a passage that
+    says otherwise is at least as close as every partly supporting one; else the best of
+    partial and unsupported."""
+    if not citations:
+        return SupportLabel.UNSUPPORTED
+    supported = [c.score for c in citations if c.label is SupportLabel.SUPPORTED]
+    contradicting = [c.score for c in citations if c.label is SupportLabel.CONTRADICTED]
+    partial = [c.score for c in citations if c.label is SupportLabel.PARTIAL]
+    if supported and (not contradicting or max(supported) >= max(contradicting)):
+        return SupportLabel.SUPPORTED
+    # a contradiction needs the closest passage: a negation in a passage on another point of
+    # the article does not contradict what a closer passage partly backs
+    if contradicting and (not partial or max(contradicting) >= max(partial)):
+        return SupportLabel.CONTRADICTED
+    return max((c.label for c in citations), key=_RANK.__getitem__)
 
 
 class AnswerAttributor:
@@ -539,8 +640,12 @@ class AnswerAttributor:
                 found.append(record)
         return found, unknown
 
+    def options(self, options: AttributeOptions | None = None) -> AttributeOptions:
+        """``options`` with the thresholds of the retriever's embedding model filled in."""
+        return (options or AttributeOptions()).for_model(self.retriever.embedder.model_id)
+
     def attribute(self, answer: str, options: AttributeOptions | None = None) -> AnswerAttribution:
-        options = options or AttributeOptions()
+        options = self.options(options)
         started = time.perf_counter()
         given, unknown = self.resolve(options.passage_ids or ())
         parts = self._call_parts()
@@ -548,8 +653,8 @@ class AnswerAttributor:
         for span in split_sentences(answer):
             citations = self._candidates(span.text, given, options, *parts)
             citations = [c for c in citations if c.label is not SupportLabel.UNSUPPORTED]
-            citations = citations[: options.k]
-            label = citations[0].label if citations else SupportLabel.UNSUPPORTED
+            label = sentence_label(citations)
+            citations = _lead_with(label, citations)[: options.k]
             score = citations[0].score if citations else 0.0
             sentences.append(
                 SentenceAttribution(span.text, span.start, span.end, label, score, tuple(citations))
@@ -574,7 +679,7 @@ class AnswerAttributor:
         """Every scored candidate for one sentence, best first (labels included): the
         ``given`` passages, then, unless one of them supports the sentence (or
         ``search_fallback`` is off), the index's best passages for it."""
-        return self._candidates(sentence, given, options or AttributeOptions(), *self._call_parts())
+        return self._candidates(sentence, given, self.options(options), *self._call_parts())
 
     def _candidates(
         self,
@@ -610,10 +715,16 @@ class AnswerAttributor:
         citations = []
         for passage, result in zip(passages, results, strict=True):
             agreement = check_agreement(sentence, passage, (result.quote_start, result.quote_end))
+            disagreement = find_disagreement(
+                sentence,
+                passage.text[result.quote_start : result.quote_end],
+                passage.language,
+                context=" ".join([passage.title, *passage.section_path, passage.text]),
+            )
             citations.append(
                 Citation(
                     passage=passage,
-                    label=label_for(result.score, agreement, options),
+                    label=label_for(result.score, agreement, options, disagreement),
                     score=result.score,
                     quote=passage.text[result.quote_start : result.quote_end],
                     quote_start=result.quote_start,
@@ -621,6 +732,7 @@ class AnswerAttributor:
                     components=result.components,
                     agreement=agreement,
                     attribution=build_attribution(passage),
+                    disagreement=disagreement,
                 )
             )
         citations.sort(key=lambda c: (_RANK[c.label], c.score), reverse=True)
@@ -639,6 +751,14 @@ class _Vectors:
         if vector is None:
             vector = self._seen[text] = self._encode(text)
         return vector
+
+
+def _lead_with(label: SupportLabel, citations: list[Citation]) -> list[Citation]:
+    """``citations`` with those of ``label`` first (the passage that contradicts, for a
+    contradicted sentence), best score first within each label."""
+    return sorted(
+        citations, key=lambda c: (c.label is label, _RANK[c.label], c.score), reverse=True
+    )
 
 
 def _merge(first: list[Citation], second: list[Citation]) -> list[Citation]:

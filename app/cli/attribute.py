@@ -60,7 +60,9 @@ def _print_readable(data: dict[str, Any]) -> None:
             )
             print(f"       “{quote}”")
             missing = c["missing_numbers"] + c["missing_names"]
-            if missing:
+            if c.get("disagreement"):
+                print(f"       contradicts: {c['disagreement']['reason']}")
+            elif missing:
                 print(f"       not in the passage: {', '.join(missing)}")
     if data["unknown_passage_ids"]:
         print(f"unknown passage ids: {', '.join(data['unknown_passage_ids'])}")
@@ -68,9 +70,45 @@ def _print_readable(data: dict[str, Any]) -> None:
     print(data["footnoted"]["text"])
 
 
+def _eval_claims(args: argparse.Namespace, settings: Settings) -> int:
+    from app.attribution.verifier import AnswerAttributor
+    from app.evaluation.claims import GOLD_LABELS, PREDICTED, evaluate_claims, load_claims
+
+    claims = list(load_claims(args.claims))
+    attributor = AnswerAttributor(open_retriever(settings))
+    result = evaluate_claims(attributor, claims)
+    if args.output:
+        from indexer.generation import write_json_atomic
+
+        write_json_atomic(args.output, result)
+    print(f"{result['claims']} claims; thresholds {result['thresholds']}")
+    print(f"{'label':<13} {'precision':>9} {'recall':>6} {'gold':>5} {'predicted':>9}")
+    for label, m in result["per_label"].items():
+        print(
+            f"{label:<13} {m['precision']!s:>9} {m['recall']!s:>6} {m['gold']:>5} "
+            f"{m['predicted']:>9}"
+        )
+    print(
+        f"false 'supported' on contradicted or unsupported claims: "
+        f"{result['false_supported']} ({result['false_supported_rate']}); contradicted claims "
+        f"citing the contradicting passage: {result['contradicted_cites_evidence']}"
+    )
+    print("confusion (gold \\ predicted): " + "  ".join(PREDICTED))
+    for gold in GOLD_LABELS:
+        row = result["confusion"][gold]
+        print(f"  {gold:<13} " + "  ".join(f"{row[p]:>{len(p)}}" for p in PREDICTED))
+    print("by kind: " + "  ".join(f"{k} {v['accuracy']}" for k, v in result["by_kind"].items()))
+    lat = result["latency_ms"]
+    print(f"latency per claim: p50 {lat['p50']} ms, max {lat['max']} ms")
+    return EXIT_OK
+
+
 def cmd_eval_attribution(args: argparse.Namespace, settings: Settings) -> int:
     from app.attribution.verifier import AnswerAttributor
     from app.evaluation.attribution import evaluate_attribution, heldout_store
+
+    if args.claims is not None:
+        return _eval_claims(args, settings)
 
     sources = args.heldout or sorted(WME_SAMPLES.glob("*_namespace_0.tar.gz"))
     attributor = AnswerAttributor(open_retriever(settings))
@@ -110,7 +148,8 @@ def add_attribute_parsers(commands: Any) -> None:
         help="cite the Wikipedia passages behind each sentence of an answer (stdin)",
         description="Read an answer on stdin, split it into sentences and, for each, find the "
         "passages that support it (--passage-id ones first, then the whole index), with a "
-        "support label (supported / partial / unsupported), a quote and the attribution; "
+        "support label (supported / partial / contradicted / unsupported), a quote and the "
+        "attribution; "
         "print the answer with footnotes and its references.",
     )
     attribute.add_argument("--index", dest="index_dir", type=Path, help="index directory")
@@ -148,6 +187,13 @@ def add_attribute_parsers(commands: Any) -> None:
         action="append",
         help="export with the articles negatives are drawn from (repeatable; default: the "
         "bundled WME samples; articles whose title is indexed are left out)",
+    )
+    evaluate.add_argument(
+        "--claims",
+        type=Path,
+        help="labelled claims (JSONL: claim, label supported/contradicted/unsupported, kind, "
+        "evidence_passage_text_prefix): report precision and recall per label and kind, the "
+        "confusion matrix and the false-supported rate instead of the generated sentences",
     )
     evaluate.add_argument("--per-kind", type=int, default=40, help="sentences per kind")
     evaluate.add_argument("--seed", type=int, default=13)

@@ -220,7 +220,8 @@ def build_server(tools: WikiragTools) -> MCPServer[Any]:
     ) -> dict[str, Any]:
         """Find the Wikipedia passages that support each sentence of an answer (those in
         'passage_ids' first, then the whole index): per sentence a label (supported /
-        partial / unsupported), the quotes and their attributions, plus the answer with
+        partial / contradicted / unsupported; a contradiction says what disagrees), the quotes
+        and their attributions, plus the answer with
         footnotes and its references."""
         return tools.attribute(answer, passage_ids, k)
 

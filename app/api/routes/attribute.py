@@ -3,7 +3,7 @@ answer (see :mod:`app.attribution.verifier`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -76,6 +76,15 @@ class AttributeBody(BaseModel):
         return value
 
 
+class DisagreementOut(BaseModel):
+    """What a contradicting passage says otherwise."""
+
+    kind: Literal["polarity", "number", "entity", "relation"]
+    claim: str = Field(description="The sentence's part that the passage contradicts")
+    passage: str = Field(description="The passage's counterpart ('' where it has none)")
+    reason: str = Field(description="One line for a reader")
+
+
 class CitationOut(BaseModel):
     passage_id: str
     label: SupportLabel
@@ -86,6 +95,9 @@ class CitationOut(BaseModel):
     components: dict[str, float] = Field(description="Parts of the score (lexical, dense)")
     missing_numbers: list[str] = Field(description="Numbers of the sentence not in the quote")
     missing_names: list[str] = Field(description="Names of the sentence not in the quote")
+    disagreement: DisagreementOut | None = Field(
+        default=None, description="For a contradicting passage: what it says otherwise"
+    )
     attribution: Attribution
 
 
@@ -157,7 +169,8 @@ def attribute(
 ) -> AttributeResponse:
     """Split ``answer`` into sentences; for each, the passages that support it (those in
     ``passage_ids`` first, then the whole index) with a score, a label (supported / partial /
-    unsupported), the matching quote and the attribution; plus the answer rewritten with
+    contradicted — with what disagrees — / unsupported), the matching quote and the
+    attribution; plus the answer rewritten with
     footnotes and its numbered references."""
     answer = check_answer(body.answer, services.settings.max_answer_chars)
     check_filters(body, serving.sites, serving.languages)

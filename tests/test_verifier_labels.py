@@ -1,0 +1,281 @@
+"""The four attribution labels over HTTP, on real sentences of a real index (simplewiki's
+Albert Einstein, ruwiki and enwikiversity, built with the multilingual embedder): a
+restatement is supported; a negation, a changed year, a swapped place and a changed relation
+are contradicted, citing the passage that says otherwise and saying what disagrees; a claim
+nothing in the index bears on is unsupported. Also: the contradiction rules alone, in the
+languages the service writes attribution for, and ``wikirag eval-attribution --claims``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api.main import create_app
+from app.attribution.judgement import Disagreement, entities, find_disagreement, numbers_in
+from app.attribution.verifier import AnswerAttributor, thresholds_for
+from app.evaluation.claims import evaluate_claims, load_claims
+from app.retrieval.retriever import HybridRetriever, LoadedIndex
+from app.settings import Settings
+from indexer.build import BuildOptions, build_index
+from indexer.embedding import E5_MODEL_ID, E5Embedder
+from indexer.errors import InvalidInput
+from indexer.ingest import IngestOptions
+from tests.conftest import SAMPLES
+
+pytestmark = pytest.mark.slow
+
+SOURCES = [
+    SAMPLES / "wme" / "simplewiki_namespace_0.tar.gz",
+    SAMPLES / "wme" / "ruwiki_namespace_0.tar.gz",
+    SAMPLES / "wme" / "enwikiversity_namespace_0.tar.gz",
+]
+BORN = "Einstein was born in Ulm, Württemberg, Germany, on 14 March 1879."
+
+
+@pytest.fixture(scope="module")
+def e5() -> E5Embedder:
+    return E5Embedder(threads=2)
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory, e5: E5Embedder) -> Path:
+    index_dir = tmp_path_factory.mktemp("verifier") / "index"
+    options = BuildOptions(ingest=IngestOptions(progress=False), progress=False)
+    build_index(SOURCES, index_dir, options, embedder=e5)
+    return index_dir
+
+
+@pytest.fixture(scope="module")
+def client(
+    index_dir: Path, e5: E5Embedder, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    tmp = tmp_path_factory.mktemp("svc")
+    settings = Settings(
+        index_dir=index_dir, keys_db=tmp / "keys.sqlite", progress=False,
+        reload_poll_seconds=0, open_access=True, rate_limit_per_minute=0,
+    )  # fmt: skip
+    with TestClient(create_app(settings, embedder=e5)) as test_client:
+        yield test_client
+
+
+def _sentence(client: TestClient, answer: str) -> dict[str, Any]:
+    response = client.post("/v1/attribute", json={"answer": answer})
+    assert response.status_code == 200, response.text
+    sentences: list[dict[str, Any]] = response.json()["sentences"]
+    assert len(sentences) == 1
+    return sentences[0]
+
+
+def test_a_restatement_is_supported_with_its_quote(client: TestClient) -> None:
+    sentence = _sentence(client, BORN)
+    assert sentence["label"] == "supported"
+    top = sentence["citations"][0]
+    assert top["label"] == "supported" and top["quote"] == BORN
+    assert top["disagreement"] is None
+    assert top["attribution"]["license"]["identifier"] == "CC-BY-SA-3.0"  # as the export says
+
+
+@pytest.mark.parametrize(
+    ("answer", "kind", "claim", "passage", "quote"),
+    [
+        (
+            "Einstein was never awarded the Nobel Prize in Physics.",
+            "polarity", "never", "", "He was awarded the Nobel Prize in Physics.",
+        ),
+        (
+            "He won the Nobel Prize in Physics in 1925.",
+            "number", "1925", "1921",
+            "He received the Nobel Prize in Physics in 1921 for theoretical physics.",
+        ),
+        (BORN.replace("1879", "1885"), "number", "1885", "1879", BORN),
+        (BORN.replace("Ulm", "Munich"), "entity", "munich", "ulm", BORN),
+        (BORN.replace("was born", "died"), "relation", "died", "born", BORN),
+    ],
+    ids=["negation", "wrong-year", "wrong-birth-year", "swapped-place", "born-for-died"],
+)  # fmt: skip
+def test_a_contradiction_cites_the_passage_and_says_what_disagrees(
+    client: TestClient, answer: str, kind: str, claim: str, passage: str, quote: str
+) -> None:
+    sentence = _sentence(client, answer)
+    assert sentence["label"] == "contradicted", sentence
+    top = sentence["citations"][0]
+    assert top["label"] == "contradicted" and quote in top["quote"]
+    assert top["passage_id"].startswith("simplewiki:")
+    disagreement = top["disagreement"]
+    assert (disagreement["kind"], disagreement["claim"], disagreement["passage"]) == (
+        kind,
+        claim,
+        passage,
+    )
+    assert disagreement["reason"]
+
+
+@pytest.mark.parametrize(
+    "answer", ["The Moon is made of cheese.", "Paris is the capital of Germany."]
+)
+def test_a_claim_nothing_bears_on_is_unsupported(client: TestClient, answer: str) -> None:
+    sentence = _sentence(client, answer)
+    assert sentence["label"] == "unsupported" and sentence["citations"] == []
+
+
+def test_labels_are_per_sentence_and_footnotes_only_for_support(client: TestClient) -> None:
+    answer = f"{BORN} He won the Nobel Prize in Physics in 1925. The Moon is made of cheese."
+    response = client.post("/v1/attribute", json={"answer": answer})
+    assert response.status_code == 200
+    body = response.json()
+    assert [s["label"] for s in body["sentences"]] == ["supported", "contradicted", "unsupported"]
+    assert body["footnoted"]["text"].startswith(BORN + "[1] He won")
+    assert "[2]" not in body["footnoted"]["text"]
+
+
+def test_the_multilingual_model_has_its_own_thresholds() -> None:
+    assert thresholds_for(E5_MODEL_ID) == (0.9, 0.65, 0.6)
+    assert thresholds_for("sentence-transformers/all-MiniLM-L6-v2") == (0.64, 0.49, 0.6)
+
+
+# -- the rules alone -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claim", "sentence", "language", "expected"),
+    [
+        ("Lincoln didn't work as a lawyer.", "Lincoln worked as a lawyer.", "en",
+         Disagreement("polarity", "not", "")),
+        ("Calvi n'a pas d'aéroport.", "Calvi a un aéroport international.", "fr",
+         Disagreement("polarity", "n pas", "")),
+        ("Portugal não tem fronteira com Espanha.", "Portugal tem fronteira com Espanha.", "pt",
+         Disagreement("polarity", "não", "")),
+        ("Einstein war kein Physiker.", "Einstein war ein Physiker.", "de",
+         Disagreement("polarity", "kein", "")),
+        ("Эйнштейн не был физиком.", "Эйнштейн был физиком.", "ru",
+         Disagreement("polarity", "не", "")),
+        ("He served for twenty years.", "He served for eight years.", "en",
+         Disagreement("number", "20", "8")),
+        ("Merkel was born in Munich in 1954.", "Merkel was born in Hamburg in 1954.", "en",
+         Disagreement("entity", "munich", "hamburg")),
+        ("The lighter metals react more than the heavier ones.",
+         "The heavier metals react more than the lighter ones.", "en",
+         Disagreement("relation", "lighter … heavier", "heavier … lighter")),
+        ("Walter Damrosch composed the piece for George Gershwin.",
+         "George Gershwin composed the piece for Walter Damrosch.", "en",
+         Disagreement("relation", "walter damrosch … george gershwin",
+                      "george gershwin … walter damrosch")),
+    ],
+    ids=["en-not", "fr-ne-pas", "pt-nao", "de-kein", "ru-ne", "number-word", "entity",
+         "contrary-order", "roles"],
+)  # fmt: skip
+def test_each_rule_names_what_disagrees(
+    claim: str, sentence: str, language: str, expected: Disagreement
+) -> None:
+    assert find_disagreement(claim, sentence, language, context=sentence) == expected
+
+
+@pytest.mark.parametrize(
+    ("claim", "sentence", "language"),
+    [
+        (BORN, BORN, "en"),
+        # a passive voice puts the names in the other order: not a swap
+        ("An American in Paris was composed by George Gershwin for Walter Damrosch.",
+         "George Gershwin composed An American in Paris for Walter Damrosch.", "en"),
+        # both negated
+        ("Einstein did not speak until he was three.",
+         "Einstein did not begin speaking until he was 3 years old.", "en"),
+        # a name the passage lacks, with no other name in its place: missing, not contradicted
+        ("Einstein played the violin with Elsa.", "Einstein played the violin.", "en"),
+        # a German noun is capitalised: no entity rule there
+        ("Einstein wurde in Ulm geboren.", "Einstein wurde in Ulm geboren.", "de"),
+    ],
+    ids=["same", "passive", "both-negated", "missing-name", "german-nouns"],
+)  # fmt: skip
+def test_no_disagreement_where_none_is_stated(claim: str, sentence: str, language: str) -> None:
+    assert find_disagreement(claim, sentence, language, context=sentence) is None
+
+
+def test_numbers_and_names_are_read_as_compared() -> None:
+    assert numbers_in("twenty-five of 1,200 in 1921; sete anos") == ["1200", "1921", "25", "7"]
+    assert entities("L'hôtel Nord-Sud de Calvi, by Le Corbusier's studio.") == [
+        ("hôtel", "nord"),
+        ("sud",),
+        ("calvi",),
+        ("corbusier",),
+    ]
+
+
+# -- eval-attribution --claims ---------------------------------------------------------------
+
+CLAIMS = [
+    {"id": "c1", "claim": BORN, "label": "supported", "kind": "verbatim_sentence",
+     "language": "en", "evidence_passage_text_prefix": BORN[:40]},
+    {"id": "c2", "claim": "He won the Nobel Prize in Physics in 1925.", "label": "contradicted",
+     "kind": "wrong_number", "language": "en",
+     "evidence_passage_text_prefix": "Albert Einstein (14 March 1879 – 18 April 1955)"},
+    {"id": "c3", "claim": "The Moon is made of cheese.", "label": "unsupported",
+     "kind": "unrelated", "language": "en", "evidence_passage_text_prefix": ""},
+    {"id": "c4", "claim": "Einstein was born in Ulm and later won three Olympic gold medals.",
+     "label": "unsupported", "kind": "topical_absent", "language": "en",
+     "evidence_passage_text_prefix": ""},
+]  # fmt: skip
+
+
+def test_claims_are_measured_per_label_and_kind(
+    index_dir: Path, e5: E5Embedder, tmp_path: Path
+) -> None:
+    path = tmp_path / "claims.jsonl"
+    path.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in CLAIMS), "utf-8")
+    index = LoadedIndex.open(index_dir, e5.info)
+    try:
+        result = evaluate_claims(
+            AnswerAttributor(HybridRetriever(index, e5)), list(load_claims(path))
+        )
+    finally:
+        index.close()
+    assert result["confusion"] == {
+        "supported": {"supported": 1, "partial": 0, "contradicted": 0, "unsupported": 0},
+        "contradicted": {"supported": 0, "partial": 0, "contradicted": 1, "unsupported": 0},
+        "unsupported": {"supported": 0, "partial": 0, "contradicted": 0, "unsupported": 2},
+    }
+    assert result["false_supported_rate"] == 0.0 and result["false_supported"] == 0
+    assert result["per_label"]["unsupported"] == {
+        "precision": 1.0, "recall": 1.0, "predicted": 2, "gold": 2,
+    }  # fmt: skip
+    assert result["contradicted_cites_evidence"] == 1.0
+    assert result["by_kind"]["wrong_number"]["accuracy"] == 1.0
+    assert result["thresholds"] == {"supported": 0.9, "partial": 0.65, "contradicted": 0.6}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"claim": "x", "label": "true"}', "label must be one of"),
+        ('{"claim": "", "label": "supported"}', "claim must be a non-empty string"),
+        ("[1]", "not a JSON object"),
+    ],
+)
+def test_a_bad_claim_line_is_named(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"claim": "ok", "label": "supported"}\n' + line + "\n", "utf-8")
+    with pytest.raises(InvalidInput, match=f"line 2 is not a claim: {message}"):
+        list(load_claims(path))
+
+
+def test_the_cli_reports_the_confusion_matrix(
+    index_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli.main import main
+
+    path = tmp_path / "claims.jsonl"
+    path.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in CLAIMS), "utf-8")
+    out = tmp_path / "result.json"
+    argv = ["eval-attribution", "--index", str(index_dir), "--claims", str(path)]
+    assert main([*argv, "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "false 'supported' on contradicted or unsupported claims: 0 (0.0)" in printed
+    rows = {line.split()[0]: line.split()[1:] for line in printed.splitlines() if line[:2] == "  "}
+    assert rows["contradicted"] == ["0", "0", "1", "0"]
+    assert rows["unsupported"] == ["0", "0", "0", "2"]
+    assert json.loads(out.read_text("utf-8"))["claims"] == 4

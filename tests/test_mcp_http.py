@@ -316,10 +316,16 @@ def test_attribute_answer_labels_each_sentence(server: McpHttp) -> None:
     )
     assert cited["attribution"]["revision_id"] == CURRENT_REVISION
     assert cited["attribution"]["license"]["identifier"] == "CC-BY-SA-3.0"
-    # a wrong year: related text, but the number is not in the passage
-    assert second["text"] == "Einstein was born in 1890." and second["label"] == "partial"
+    # a wrong year: the passage says otherwise, and the answer learns what disagrees
+    assert second["text"] == "Einstein was born in 1890." and second["label"] == "contradicted"
     [near] = second["citations"]
-    assert near["missing_numbers"] == ["1890"] and near["label"] == "partial"
+    assert near["missing_numbers"] == ["1890"] and near["label"] == "contradicted"
+    assert near["disagreement"] == {
+        "kind": "number",
+        "claim": "1890",
+        "passage": "1879",
+        "reason": "the passage says 1879 where the claim says 1890",
+    }
     assert near["attribution"]["revision_id"] == CURRENT_REVISION
     assert attributed["unknown_passage_ids"] == []
     assert attributed["generation"] == IndexLayout(server.index_dir).current().generation

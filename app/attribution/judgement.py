@@ -297,8 +297,9 @@ def _number_disagreement(claim: str, sentence: str, context: str) -> Disagreemen
         if number in stated:
             continue
         others = [n for n in theirs if n not in numbers_in(claim)]
-        if others:
-            return Disagreement("number", number, others[0])
+        if others:  # the counterpart: a number as long as the claim's (a year for a year)
+            counterpart = min(others, key=lambda n: len(n) != len(number))
+            return Disagreement("number", number, counterpart)
     return None
 
 

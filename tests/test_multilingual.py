@@ -8,58 +8,34 @@ reports per language and per kind."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.main import create_app
 from app.evaluation.retrieval import evaluate, load_questions
 from app.retrieval.ranking import SearchRequest
 from app.retrieval.retriever import HybridRetriever, LoadedIndex
-from app.settings import Settings
-from indexer.build import BuildOptions, build_index
 from indexer.embedding import E5Embedder
 from indexer.errors import InvalidInput
-from indexer.ingest import IngestOptions
-from tests.conftest import SAMPLES
 
 pytestmark = pytest.mark.slow
 
-SOURCES = [
-    SAMPLES / "wme" / "simplewiki_namespace_0.tar.gz",  # Albert Einstein (en)
-    SAMPLES / "wme" / "ruwiki_namespace_0.tar.gz",  # Squirrel, the programming language (ru)
-    SAMPLES / "wme" / "enwikiversity_namespace_0.tar.gz",  # (en)
-]
-OPTIONS = BuildOptions(ingest=IngestOptions(progress=False), progress=False)
+
+@pytest.fixture(scope="module")
+def e5(e5_embedder: E5Embedder) -> E5Embedder:
+    return e5_embedder
 
 
 @pytest.fixture(scope="module")
-def e5() -> E5Embedder:
-    return E5Embedder(threads=2)
+def index_dir(e5_index: Path) -> Path:
+    return e5_index
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory: pytest.TempPathFactory, e5: E5Embedder) -> Path:
-    index_dir = tmp_path_factory.mktemp("multilingual") / "index"
-    build_index(SOURCES, index_dir, OPTIONS, embedder=e5)
-    return index_dir
-
-
-@pytest.fixture(scope="module")
-def client(
-    index_dir: Path, e5: E5Embedder, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TestClient]:
-    tmp = tmp_path_factory.mktemp("svc")
-    settings = Settings(
-        index_dir=index_dir, keys_db=tmp / "keys.sqlite", progress=False,
-        reload_poll_seconds=0, open_access=True, rate_limit_per_minute=0,
-        model="multilingual-e5-small",
-    )  # fmt: skip
-    with TestClient(create_app(settings, embedder=e5)) as test_client:
-        yield test_client
+def client(e5_client: TestClient) -> TestClient:
+    return e5_client
 
 
 def _search(client: TestClient, **body: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from indexer.embedding import (
     E5_MODEL_ID,
     E5Embedder,
     Embedder,
+    EmbeddingCache,
     EmbeddingModel,
     open_embedder,
 )
@@ -120,6 +121,11 @@ def test_the_manifest_records_the_e5_vector_space(e5_index: Path, e5: E5Embedder
     assert model.differences(e5.info) == []
     on_disk = json.loads((IndexLayout(e5_index).current().path / MANIFEST).read_text("utf-8"))
     assert on_disk["model"]["revision"] == e5.info.revision
+    # the embedding cache keys vectors by id and weights revision: other weights under the
+    # same id never reuse them
+    with EmbeddingCache(IndexLayout(e5_index).embedding_cache_path) as cache:
+        assert cache.count(f"{E5_MODEL_ID}@{e5.info.revision}") == manifest.counts.indexed_passages
+        assert cache.count(E5_MODEL_ID) == 0
 
 
 def test_an_e5_index_is_searched_with_e5_and_refused_by_minilm(

@@ -42,7 +42,6 @@ import numpy as np
 import numpy.typing as npt
 
 from app.attribution.judgement import Disagreement, find_disagreement
-from app.attribution.judgement import numbers_in as judged_numbers
 from app.attribution.license import Attribution, build_attribution
 from app.retrieval.ranking import SearchRequest
 from app.retrieval.retriever import HybridRetriever
@@ -232,18 +231,24 @@ def _add_span(spans: list[SentenceSpan], text: str, start: int, end: int) -> Non
 
 # -- agreement of numbers and names --------------------------------------------------------------
 
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_THOUSANDS = re.compile(r"\d{1,3}(?:[.,]\d{3})+")
 _NAME = re.compile(r"[^\W\d_][\w'’-]*")
 
 
 def numbers_in(text: str) -> set[str]:
-    """The numbers of ``text``, normalised as the contradiction checks read them
-    (:func:`app.attribution.judgement.numbers_in`: thousands separators removed, decimal
-    comma → dot, number words).
+    """The numbers of ``text``, normalised: thousands separators removed, decimal comma → dot.
 
-    >>> sorted(numbers_in("In 1921, 3,5 % of 12,000 people (1.5 m), twenty of them"))
-    ['1.5', '12000', '1921', '20', '3.5']
+    >>> sorted(numbers_in("In 1921, 3,5 % of 12,000 people (1.5 m)"))
+    ['1.5', '12000', '1921', '3.5']
     """
-    return set(judged_numbers(text))
+    out: set[str] = set()
+    for raw in _NUMBER.findall(text):
+        if _THOUSANDS.fullmatch(raw):
+            out.add(re.sub(r"[.,]", "", raw))
+        else:
+            out.add(raw.replace(",", "."))
+    return out
 
 
 def names_in(sentence: str) -> list[str]:

@@ -23,9 +23,20 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from indexer.embedding.base import EmbeddingModel, FloatArray
+from indexer.embedding.base import EmbeddingModel, FloatArray, ModelInfo
 
 log = logging.getLogger(__name__)
+
+
+def cache_key(info: ModelInfo) -> str:
+    """The cache's model key for vectors of ``info``: its id, and its weights revision when it
+    has one, so that vectors of other weights under the same id are never reused (the key of
+    a model without a revision is its id, as in caches written before revisions existed).
+
+    >>> cache_key(ModelInfo("m", 384, True, 256)), cache_key(ModelInfo("m", 384, True, 256, "r2"))
+    ('m', 'm@r2')
+    """
+    return f"{info.model_id}@{info.revision}" if info.revision else info.model_id
 
 
 def text_hash(text: str) -> str:
@@ -232,7 +243,9 @@ def _embed_batches(
     total: int | None,
     stats: EmbedStats,
 ) -> Iterator[FloatArray]:
-    model_id = embedder.model_id
+    # a backend whose id does not pin its weights names its key (E5Embedder: id and digest);
+    # otherwise the id, so that a run whose texts are all cached never loads the model
+    model_id = getattr(embedder, "cache_key", None) or embedder.model_id
     bar = tqdm(
         total=total,
         disable=not progress,

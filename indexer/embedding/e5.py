@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from indexer.embedding.base import FloatArray, ModelInfo
+from indexer.embedding.cache import cache_key
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,11 @@ class E5Embedder:
     @property
     def model_id(self) -> str:
         return E5_MODEL_ID
+
+    @property
+    def cache_key(self) -> str:
+        """The embedding cache's key for this model's vectors: its id and weights digest."""
+        return cache_key(self.info)
 
     @property
     def query_backend(self) -> str:

@@ -240,6 +240,8 @@ def lexical_languages(
     ()
     >>> lexical_languages(SearchRequest("q", languages=("fr",)), langs)
     ('fr',)
+    >>> lexical_languages(SearchRequest("q", query_language="en"), ["en", "simple"]) is None
+    True
     >>> keywords = SearchRequest("q", mode=SearchMode.LEXICAL, query_language="en")
     >>> lexical_languages(keywords, langs) is None
     True
@@ -254,7 +256,9 @@ def lexical_languages(
         and (group != OTHER_GROUP or code == request.query_language)
     )
     if request.languages is not None:
-        same = tuple(code for code in same if code in request.languages)
+        return tuple(code for code in same if code in request.languages)
+    if set(same) == set(index_languages):
+        return None  # every passage shares the query's analyser: nothing to restrict
     return same
 
 

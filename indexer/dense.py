@@ -368,6 +368,26 @@ class DenseIndex:
             raise ValueError("search() takes one query; use search_batch() for several")
         return self.search_batch(q, k, allowed_ids=allowed_ids)[0]
 
+    def similarities(self, query: npt.ArrayLike, ids: npt.ArrayLike) -> dict[int, float]:
+        """The inner product of one query vector with each of ``ids``' stored vectors (as
+        quantised), exactly: every list of an IVF index is scanned for them (a filter of k
+        ids with k results probes 4·nlist lists, capped at nlist). Ids not in the index are
+        left out.
+
+        Answer attribution scores a claim against the passages it cites this way, without
+        embedding them again."""
+        q = self._queries(query)
+        wanted = _as_ids(ids)
+        if q.shape[0] != 1:
+            raise ValueError("similarities() takes one query vector")
+        if wanted.size == 0 or self.ntotal == 0:
+            return {}
+        wanted = np.unique(wanted)
+        # k = len(wanted) with a filter of the same ids: _search_params probes every list
+        params = self._search_params(int(wanted.size), wanted)
+        scores, found = self._index.search(q, int(wanted.size), params=params)
+        return {int(i): float(s) for s, i in zip(scores[0], found[0], strict=True) if i >= 0}
+
     # -- updates --------------------------------------------------------------------------
 
     def add(self, ids: npt.ArrayLike, vecs: npt.ArrayLike) -> None:

@@ -273,3 +273,33 @@ def test_ivf_save_load_remove(
 def test_untrainable_ivf_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="lists"):
         DenseIndex.build([(np.arange(10), random_vectors(10))], dim=DIM, factory="IVF64,Flat")
+
+
+def test_similarities_are_the_stored_vectors_inner_products(
+    flat: DenseIndex,
+    ivf: DenseIndex,
+    small: tuple[npt.NDArray[np.int64], FloatArray, FloatArray],
+    clustered: tuple[npt.NDArray[np.int64], FloatArray, FloatArray],
+) -> None:
+    """Answer attribution scores a claim against the passages it cites by their stored
+    vectors: every asked id that the index holds comes back with its exact inner product (as
+    quantised, on IVF,SQ8: every list is scanned, not nprobe of them), and ids it does not
+    hold are left out."""
+    ids, vecs, queries = small
+    wanted = ids[[5, 700, 2999, 1234]]
+    got = flat.similarities(queries[0], [*wanted.tolist(), 3, int(wanted[0])])
+    assert sorted(got) == sorted(wanted.tolist())  # 3 is no id there; repeats once
+    for row, vec in zip(ids[[5, 700, 2999, 1234]], vecs[[5, 700, 2999, 1234]], strict=True):
+        assert got[int(row)] == pytest.approx(float(vec @ queries[0]), abs=1e-5)
+    assert flat.similarities(queries[0], []) == {}
+    with pytest.raises(ValueError):
+        flat.similarities(queries[:2], wanted)
+
+    ids, vecs, queries = clustered
+    # far apart in the clusters: most are in lists that nprobe 8 of 128 would not scan
+    wanted = ids[::997][:20]
+    got = ivf.similarities(queries[0], wanted)
+    assert sorted(got) == sorted(wanted.tolist())
+    exact = vecs[::997][:20] @ queries[0]
+    for row, score in zip(wanted, exact, strict=True):
+        assert got[int(row)] == pytest.approx(float(score), abs=0.02)  # SQ8

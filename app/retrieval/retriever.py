@@ -16,7 +16,7 @@ Usage::
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -44,11 +44,12 @@ from app.retrieval.ranking import (
 from indexer.dense import DenseIndex
 from indexer.embedding import EmbeddingModel, ModelInfo, open_embedder
 from indexer.embedding.onnx import default_onnx_cache_dir
+from indexer.embedding.text import embedding_text
 from indexer.errors import InvalidInput, WikiragError
 from indexer.generation import CorruptGeneration, Generation, IndexLayout, NoPublishedIndex
 from indexer.lexical import LexicalIndex
 from indexer.manifest import Manifest
-from indexer.store import PassageStore, StoreOutdated
+from indexer.store import PassageRecord, PassageStore, StoreOutdated
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +240,29 @@ class HybridRetriever:
         returned array is shared with the cache: do not modify it."""
         vector: np.ndarray = self._encode(text)
         return vector
+
+    def passage_similarities(
+        self, vector: np.ndarray, passages: Sequence[PassageRecord]
+    ) -> list[float]:
+        """The cosine of ``vector`` (a query embedding) with each passage's vector: the one
+        stored in the dense index (the update delta's first), else, for a passage without one
+        (an old revision's, cited by id), the passage embedded as the index embeds it."""
+        rows = [p.row_id for p in passages]
+        found: dict[int, float] = {}
+        delta = self.index.delta
+        if delta is not None and delta.ntotal:
+            found.update(delta.similarities(vector, rows))
+        rest = [row for row in rows if row not in found]
+        if rest:
+            found.update(self.index.dense.similarities(vector, rest))
+        missing = [p for p in passages if p.row_id not in found]
+        if missing:
+            context = self.index.manifest.model.embed_context
+            vectors = self.embedder.encode([embedding_text(p, context) for p in missing])
+            found.update(
+                (p.row_id, float(v @ vector)) for p, v in zip(missing, vectors, strict=True)
+            )
+        return [found[row] for row in rows]
 
     def _detect_language(self, query: str) -> DetectedLanguage:
         if self.detector is None:

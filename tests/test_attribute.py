@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,6 +28,7 @@ from app.attribution.verifier import (
     split_sentences,
 )
 from app.retrieval.retriever import HybridRetriever, LoadedIndex
+from indexer.embedding.text import embedding_text
 from indexer.store import PassageRecord
 from tests.conftest import ROOT
 from tests.test_api import error_of, service_settings, shared_embedder, shared_index
@@ -216,12 +218,13 @@ def test_footnotes_and_references_carry_full_attribution(
     assert data["sentences"][0]["citations"][0]["quote"] in record.text
 
 
-def test_dense_scores_match_a_batched_forward_pass_and_repeats_skip_the_model(
+def test_dense_scores_are_the_stored_passage_vectors_and_only_sentences_are_embedded(
     index_dir: Path, year_sentence: tuple[PassageRecord, str]
 ) -> None:
-    """Windows are embedded one at a time (no padding to the longest) through the retriever's
-    cache: the cosines are those of the model's own batched ``encode``, and attributing the
-    same answer again runs the model on nothing new."""
+    """The dense part of a support score is the cosine of the sentence's embedding with the
+    passage's vector as the index stores it (the passage embedded as the build embeds it:
+    title and section first), so attribution embeds the answer's sentences and nothing else;
+    attributing the same answer again runs the model on nothing new."""
     embedder = shared_embedder()
     index = LoadedIndex.open(index_dir, embedder.info)
     try:
@@ -229,17 +232,32 @@ def test_dense_scores_match_a_batched_forward_pass_and_repeats_skip_the_model(
         attributor = AnswerAttributor(retriever)
         _, sentence = year_sentence
         answer = f"{sentence} {UNRELATED} Einstein was a physicist."
-        first = attributor.attribute(answer)
+        before = retriever._encode.cache_info()
+        passages_embedded: list[int] = []
+        encode = embedder.encode
+
+        def counted(texts: Any, **kwargs: Any) -> Any:  # the real model, calls counted
+            passages_embedded.append(len(texts))
+            return encode(texts, **kwargs)
+
+        embedder.encode = counted  # type: ignore[method-assign]
+        try:
+            first = attributor.attribute(answer)
+        finally:
+            del embedder.encode
+        after = retriever._encode.cache_info()
+        assert after.misses - before.misses == 3  # the three sentences, no quote windows
+        assert passages_embedded == []  # every cited passage's vector came from the index
         cited = [(s.text, c) for s in first.sentences for c in s.citations]
         assert cited, "the verbatim sentence has citations"
+        context = index.manifest.model.embed_context
         for text, citation in cited:
-            vectors = embedder.encode([text, citation.quote])
+            passage = embedder.encode([embedding_text(citation.passage, context)])[0]
             assert citation.components["dense"] == pytest.approx(
-                float(np.clip(vectors[0] @ vectors[1], 0, 1)), abs=2e-4
+                float(np.clip(embedder.encode_query(text) @ passage, 0, 1)), abs=2e-3
             )
-        misses = retriever._encode.cache_info().misses
         again = AnswerAttributor(retriever).attribute(answer)
-        assert retriever._encode.cache_info().misses == misses
+        assert retriever._encode.cache_info().misses == after.misses
         assert again.as_dict()["sentences"] == first.as_dict()["sentences"]
     finally:
         index.close()

@@ -11,18 +11,22 @@ Pipeline (:class:`AnswerAttributor`):
    ``search_fallback`` is off), the best passages of the whole index
    (:class:`~app.retrieval.retriever.HybridRetriever`).
 3. A :class:`SupportScorer` scores each (sentence, passage) pair in [0, 1] and picks the quote:
-   the passage window (one or two of its sentences) that best matches. The default,
-   :class:`LexicalDenseScorer`, averages the lexical coverage of the sentence's stemmed content
-   words by the window (:func:`indexer.lexical.query_terms` / :func:`~indexer.lexical.tokenize`)
-   and the cosine similarity of the sentence and the window embeddings (the retriever's
-   embedder). A packaged cross-encoder or NLI model can replace it: implement
-   :class:`SupportScorer`.
+   the passage window (one or two of its sentences) that covers most of the sentence's
+   stemmed content words. The default, :class:`LexicalDenseScorer`, averages that coverage
+   (:func:`indexer.lexical.query_terms` / :func:`~indexer.lexical.tokenize`) and the cosine
+   of the sentence's embedding with the passage's stored vector (nothing but the sentence is
+   embedded); across languages the score is the cosine alone. A packaged cross-encoder or
+   NLI model can replace it: implement :class:`SupportScorer`.
 4. Agreement checks, independent of the scorer: every number (years, dates, amounts) of the
-   sentence must appear in the passage (title included), and every capitalised name too (not in
-   German, where every noun is capitalised); a failed check caps the label at ``partial``.
-5. Labels from the score: ``supported`` ≥ :data:`SUPPORTED_THRESHOLD`, ``partial`` ≥
-   :data:`PARTIAL_THRESHOLD`, else ``unsupported`` (thresholds calibrated by
-   ``wikirag eval-attribution``; see ``benchmarks/RESULTS.md``).
+   sentence must appear in the quote (title included), every capitalised name in the passage
+   (not in German, where every noun is capitalised), and the quote must keep most of the
+   sentence's word order (:data:`MIN_WORD_ORDER`); a failed check, or a passage in another
+   language, caps the label at ``partial``. The contradiction rules
+   (:mod:`app.attribution.judgement`) say whether the passage states otherwise.
+5. Labels from the score: ``contradicted`` when a passage at least
+   :data:`CONTRADICTED_THRESHOLD` close says otherwise, ``supported`` ≥ the supported
+   threshold, ``partial`` ≥ the partial one, else ``unsupported`` (per embedding model:
+   :func:`thresholds_for`; see ``benchmarks/RESULTS.md``).
 6. :func:`footnote` rewrites the answer with ``[n]`` markers after supported sentences and a
    numbered reference list, each reference a full attribution (:func:`build_attribution`).
 """
@@ -41,12 +45,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from app.attribution.judgement import Disagreement, find_disagreement
+from app.attribution.judgement import Disagreement, find_disagreement, word_order
 from app.attribution.license import Attribution, build_attribution
 from app.retrieval.ranking import SearchRequest
 from app.retrieval.retriever import HybridRetriever
 from indexer.embedding import EmbeddingModel
-from indexer.lexical import query_terms, tokenize
+from indexer.lexical import analyzer_group, query_terms, tokenize
 from indexer.models import parse_passage_id
 from indexer.store import PassageRecord, PassageStore
 
@@ -67,6 +71,7 @@ __all__ = [
     "SupportResult",
     "SupportScorer",
     "check_agreement",
+    "cross_language",
     "footnote",
     "numbers_in",
     "sentence_label",
@@ -90,11 +95,13 @@ CONTRADICTED_THRESHOLD = 0.6
 # (supported, partial, contradicted) thresholds per embedding model. multilingual-e5-small's
 # cosines run high (a sentence and an unrelated passage score ~0.8), so its thresholds are
 # higher; chosen on data/samples/attribution/claims-dev.jsonl over the sample index
-# (benchmarks/RESULTS.md, "attribution-claims"): at supported ≥ 0.9, 4 of 96 contradicted or
-# unsupported claims come back supported; at 0.75, 11. Other models keep the thresholds
-# calibrated for all-MiniLM-L6-v2 above.
+# (benchmarks/RESULTS.md, "attribution-claims"): at supported ≥ 0.88, 1 of 96 contradicted or
+# unsupported claims comes back supported (supported recall 0.41); at 0.85, 5 (recall 0.53);
+# at 0.75, 5 (recall 0.76). A false "supported" is the worst error, so 0.88. Other models keep
+# the thresholds calibrated for all-MiniLM-L6-v2 above (on the same claims: 5 of 96, recall
+# 0.76).
 MODEL_THRESHOLDS: dict[str, tuple[float, float, float]] = {
-    "intfloat/multilingual-e5-small": (0.9, 0.65, 0.6),
+    "intfloat/multilingual-e5-small": (0.88, 0.65, 0.6),
 }
 DEFAULT_THRESHOLDS = (SUPPORTED_THRESHOLD, PARTIAL_THRESHOLD, CONTRADICTED_THRESHOLD)
 
@@ -103,7 +110,7 @@ def thresholds_for(model_id: str) -> tuple[float, float, float]:
     """The (supported, partial, contradicted) thresholds for scores of ``model_id``.
 
     >>> thresholds_for("intfloat/multilingual-e5-small"), thresholds_for("other")
-    ((0.9, 0.65, 0.6), (0.64, 0.49, 0.6))
+    ((0.88, 0.65, 0.6), (0.64, 0.49, 0.6))
     """
     return MODEL_THRESHOLDS.get(model_id, DEFAULT_THRESHOLDS)
 
@@ -252,42 +259,83 @@ def numbers_in(text: str) -> set[str]:
 
 
 def names_in(sentence: str) -> list[str]:
-    """Capitalised words of ``sentence`` other than its first word (names, mostly)."""
+    """Capitalised words of ``sentence`` other than its first word (names, mostly), without
+    a possessive ending.
+
+    >>> names_in("He built on Kant's idealism and Hegel’s logic in Berlin.")
+    ['Kant', 'Hegel', 'Berlin']
+    """
     words = list(_NAME.finditer(sentence))
-    return [m.group(0) for m in words[1:] if m.group(0)[0].isupper()]
+    return [re.sub(r"['’]s$", "", m.group(0)) for m in words[1:] if m.group(0)[0].isupper()]
 
 
 @dataclass(frozen=True, slots=True)
 class Agreement:
-    """What the sentence states that the passage does not contain."""
+    """What the sentence states that the passage does not contain, and how much of the
+    sentence's word order the quote keeps (:func:`~app.attribution.judgement.word_order`)."""
 
     missing_numbers: tuple[str, ...] = ()
     missing_names: tuple[str, ...] = ()
+    word_order: float = 1.0
+    # The passage is in another language: only names and numbers were compared, so the
+    # passage can back the sentence at most partly (its cosine alone cannot tell a
+    # translation from a false claim on the same subject).
+    cross_language: bool = False
+
+    @property
+    def reordered(self) -> bool:
+        """The quote has the sentence's words in another order: they may relate otherwise."""
+        return self.word_order < MIN_WORD_ORDER
 
     @property
     def ok(self) -> bool:
-        return not self.missing_numbers and not self.missing_names
+        return (
+            not self.missing_numbers
+            and not self.missing_names
+            and not self.reordered
+            and not self.cross_language
+        )
+
+
+# Below this share of word pairs in the sentence's order, a quote does not support the
+# sentence (at most partly). Chosen on claims-dev.jsonl: of the claims the score labels
+# supported, the contradicted ones keep 0.20–1.0 of their order (6 of 9 below 0.7), the
+# supported ones 0.30–1.0 (3 of 41 below 0.6).
+MIN_WORD_ORDER = 0.6
 
 
 def check_agreement(
-    sentence: str, passage: PassageRecord, window: tuple[int, int] | None = None
+    sentence: str,
+    passage: PassageRecord,
+    window: tuple[int, int] | None = None,
+    *,
+    cross: bool = False,
 ) -> Agreement:
-    """Numbers (and, outside German, capitalised names) of ``sentence`` missing from the
-    quoted ``window`` of the passage (default: all of it), its title and section headings.
+    """Numbers of ``sentence`` missing from the quoted ``window`` of the passage (default:
+    all of it), its title and section headings, and (outside German) capitalised names
+    missing from the whole passage.
 
-    The window, not the whole passage: a sentence that says 1921 is not supported by a
-    passage whose matching sentence says 1922 and that mentions 1921 elsewhere."""
+    Numbers from the window, not the whole passage: a sentence that says 1921 is not
+    supported by a passage whose matching sentence says 1922 and that mentions 1921
+    elsewhere. Names from the whole passage: a restatement names in one sentence what the
+    passage names in the one before ("Einstein … He received")."""
     start, end = window if window is not None else (0, len(passage.text))
-    context = " ".join([passage.title, *passage.section_path, passage.text[start:end]])
-    numbers = numbers_in(sentence) - numbers_in(context)
+    heading = " ".join([passage.title, *passage.section_path])
+    numbers = numbers_in(sentence) - numbers_in(f"{heading} {passage.text[start:end]}")
     missing_names: list[str] = []
     if not passage.language.lower().startswith("de"):
-        tokens = set(tokenize(context, passage.language))
+        tokens = set(tokenize(f"{heading} {passage.text}", passage.language))
         for name in names_in(sentence):
             name_tokens = tokenize(name, passage.language)
             if name_tokens and not all(t in tokens for t in name_tokens):
                 missing_names.append(name)
-    return Agreement(tuple(sorted(numbers)), tuple(missing_names))
+    quote = passage.text[start:end]
+    return Agreement(
+        tuple(sorted(numbers)),
+        tuple(missing_names),
+        word_order(sentence, quote),
+        cross_language=cross,
+    )
 
 
 # -- scoring ----------------------------------------------------------------------------------
@@ -310,9 +358,21 @@ class SupportScorer(Protocol):
 
     name: str
 
-    def score(self, sentence: str, passages: Sequence[PassageRecord]) -> list[SupportResult]:
-        """One result per passage, in order."""
+    def score(
+        self, sentence: str, passages: Sequence[PassageRecord], language: str | None = None
+    ) -> list[SupportResult]:
+        """One result per passage, in order; ``language``: the sentence's, when known."""
         ...
+
+
+def cross_language(sentence_language: str | None, passage: PassageRecord) -> bool:
+    """Whether the sentence and the passage are in languages that do not share words (and a
+    stemmer): then only names and numbers can be compared word for word.
+
+    """
+    if sentence_language is None:
+        return False
+    return analyzer_group(sentence_language) != analyzer_group(passage.language)
 
 
 def _windows(text: str) -> list[tuple[int, int]]:
@@ -333,10 +393,19 @@ def coverage(terms: Sequence[str], tokens: set[str]) -> float:
     return sum(1 for t in distinct if t in tokens) / len(distinct)
 
 
-def best_window(sentence: str, passage: PassageRecord) -> tuple[int, int, float]:
+def best_window(
+    sentence: str, passage: PassageRecord, *, cross: bool = False
+) -> tuple[int, int, float]:
     """The window of ``passage`` that covers most of the sentence's content words (the
-    shorter one on a tie): ``(start, end, coverage)``."""
-    terms = query_terms(sentence, passage.language)
+    shorter one on a tie): ``(start, end, coverage)``. Across languages (``cross``) only the
+    sentence's names and numbers are looked for, and with none of them there, the quote is
+    the whole passage."""
+    if cross:
+        terms = tokenize(" ".join([*names_in(sentence), *numbers_in(sentence)]), passage.language)
+        if not terms:
+            return (0, len(passage.text), 0.0)
+    else:
+        terms = query_terms(sentence, passage.language)
     best = (0, len(passage.text), -1.0)
     for start, end in _windows(passage.text):
         cov = coverage(terms, set(tokenize(passage.text[start:end], passage.language)))
@@ -346,16 +415,17 @@ def best_window(sentence: str, passage: PassageRecord) -> tuple[int, int, float]
 
 
 class LexicalDenseScorer:
-    """``score = lexical_weight · coverage + (1 − lexical_weight) · cosine``, both taken on the
-    best window of the passage: coverage of the sentence's stemmed content words, and the
-    cosine similarity of the sentence and window embeddings.
+    """``score = lexical_weight · coverage + (1 − lexical_weight) · cosine``: the coverage of
+    the sentence's stemmed content words by the passage's best window (the quote), and the
+    cosine of the sentence's embedding with the passage's own vector.
 
-    Each text is embedded alone by ``encode`` (default: the embedder's low-latency
-    :meth:`~indexer.embedding.Embedder.encode_query`). :class:`AnswerAttributor` passes, for
-    each call, a memo over its retriever's cached
-    :meth:`~app.retrieval.retriever.HybridRetriever.encode_text`, which already holds the sentence's
-    vector from its search. A batch would pad every window to the longest one: windows are
-    short (36 tokens on average) but some reach the model's limit.
+    The passage's vector is the one the index stores (``similarities``, default
+    :meth:`~app.retrieval.retriever.HybridRetriever.passage_similarities`), so scoring embeds
+    nothing but the sentence, whose vector its search already computed: embedding each
+    candidate's window as well cost ~25 model calls per 5-sentence answer (1.6 s of its 1.7 s
+    with multilingual-e5-small), and the passage's cosine separates the claims of
+    ``claims-dev.jsonl`` as well as the window's did (benchmarks/RESULTS.md,
+    "attribution-claims").
     """
 
     name = "lexical-dense"
@@ -366,24 +436,42 @@ class LexicalDenseScorer:
         lexical_weight: float = 0.5,
         *,
         encode: Callable[[str], npt.NDArray[np.float32]] | None = None,
+        similarities: Callable[[npt.NDArray[np.float32], Sequence[PassageRecord]], list[float]]
+        | None = None,
     ) -> None:
         self.embedder = embedder
         self.lexical_weight = lexical_weight
         self._encode = encode or embedder.encode_query
+        self._similarities = similarities or self._embedded_similarities
 
-    def score(self, sentence: str, passages: Sequence[PassageRecord]) -> list[SupportResult]:
+    def _embedded_similarities(
+        self, vector: npt.NDArray[np.float32], passages: Sequence[PassageRecord]
+    ) -> list[float]:
+        """Cosines with the passages embedded here (no index at hand)."""
+        vectors = self.embedder.encode([p.text for p in passages])
+        return [float(v @ vector) for v in vectors]
+
+    def score(
+        self, sentence: str, passages: Sequence[PassageRecord], language: str | None = None
+    ) -> list[SupportResult]:
+        """Across languages (:func:`cross_language`) the words cannot be compared, so the
+        score is the cosine alone."""
         if not passages:
             return []
-        windows = [best_window(sentence, p) for p in passages]
-        sentence_vector = self._encode(sentence)
-        window_vectors = np.stack(
-            [self._encode(p.text[s:e]) for p, (s, e, _) in zip(passages, windows, strict=True)]
-        )
-        cosines = np.clip(window_vectors @ sentence_vector, 0.0, 1.0)
+        crosses = [cross_language(language, p) for p in passages]
+        windows = [
+            best_window(sentence, p, cross=c) for p, c in zip(passages, crosses, strict=True)
+        ]
+        cosines = self._similarities(self._encode(sentence), passages)
         results = []
-        for (start, end, cov), cos in zip(windows, cosines, strict=True):
-            score = self.lexical_weight * cov + (1 - self.lexical_weight) * float(cos)
-            components = {"lexical": round(cov, 4), "dense": round(float(cos), 4)}
+        for (start, end, cov), cosine, cross in zip(windows, cosines, crosses, strict=True):
+            cos = min(1.0, max(0.0, cosine))
+            if cross:
+                score = cos
+                components = {"dense": round(cos, 4), "cross_language": 1.0}
+            else:
+                score = self.lexical_weight * cov + (1 - self.lexical_weight) * cos
+                components = {"lexical": round(cov, 4), "dense": round(cos, 4)}
             results.append(SupportResult(round(score, 4), start, end, components))
         return results
 
@@ -489,6 +577,8 @@ def _citation_dict(c: Citation) -> dict[str, Any]:
         "components": c.components,
         "missing_numbers": list(c.agreement.missing_numbers),
         "missing_names": list(c.agreement.missing_names),
+        "word_order": c.agreement.word_order,
+        "cross_language": c.agreement.cross_language,
         "disagreement": None
         if c.disagreement is None
         else {
@@ -550,6 +640,13 @@ def label_for(
     """The label of a score: ``contradicted`` when a passage this close says otherwise,
     capped at ``partial`` when a number or name is missing from it."""
     supported, partial, contradicted = _thresholds(options)
+    if agreement.cross_language:
+        # the score is the cosine alone: a passage in another language bears on the
+        # sentence only when it is as close as a supporting one (a translation), and even
+        # then it backs it only partly (no word was compared) or contradicts it by a number
+        if score < supported:
+            return SupportLabel.UNSUPPORTED
+        return SupportLabel.CONTRADICTED if disagreement is not None else SupportLabel.PARTIAL
     if disagreement is not None and score >= contradicted:
         return SupportLabel.CONTRADICTED
     if score >= supported and agreement.ok:
@@ -604,7 +701,9 @@ class AnswerAttributor:
         self.retriever = retriever
         self._given_scorer = scorer
         self.scorer: SupportScorer = scorer or LexicalDenseScorer(
-            retriever.embedder, encode=retriever.encode_text
+            retriever.embedder,
+            encode=retriever.encode_text,
+            similarities=retriever.passage_similarities,
         )
 
     def _call_parts(self) -> tuple[SupportScorer, _Vectors]:
@@ -612,7 +711,11 @@ class AnswerAttributor:
         its search and its scores; a window quoted for several sentences) is embedded once,
         even with the retriever's cache off."""
         vectors = _Vectors(self.retriever.encode_text)
-        scorer = self._given_scorer or LexicalDenseScorer(self.retriever.embedder, encode=vectors)
+        scorer = self._given_scorer or LexicalDenseScorer(
+            self.retriever.embedder,
+            encode=vectors,
+            similarities=self.retriever.passage_similarities,
+        )
         return scorer, vectors
 
     @property
@@ -689,10 +792,13 @@ class AnswerAttributor:
         scorer: SupportScorer,
         vectors: _Vectors,
     ) -> list[Citation]:
-        citations = self._cite(sentence, given, options, scorer) if given else []
+        language = self.retriever.query_language(SearchRequest(sentence)).language
+        citations = self._cite(sentence, given, options, scorer, language) if given else []
         best = citations[0].label if citations else SupportLabel.UNSUPPORTED
         if best is not SupportLabel.SUPPORTED and (not given or options.search_fallback):
-            found = self._cite(sentence, self._search(sentence, options, vectors), options, scorer)
+            found = self._cite(
+                sentence, self._search(sentence, options, vectors), options, scorer, language
+            )
             citations = _merge(citations, found)
         return citations
 
@@ -710,16 +816,20 @@ class AnswerAttributor:
         passages: Sequence[PassageRecord],
         options: AttributeOptions,
         scorer: SupportScorer,
+        language: str | None,
     ) -> list[Citation]:
-        results = scorer.score(sentence, passages)
+        results = scorer.score(sentence, passages, language)
         citations = []
         for passage, result in zip(passages, results, strict=True):
-            agreement = check_agreement(sentence, passage, (result.quote_start, result.quote_end))
+            cross = cross_language(language, passage)
+            window = (result.quote_start, result.quote_end)
+            agreement = check_agreement(sentence, passage, window, cross=cross)
             disagreement = find_disagreement(
                 sentence,
                 passage.text[result.quote_start : result.quote_end],
                 passage.language,
                 context=" ".join([passage.title, *passage.section_path, passage.text]),
+                numbers_only=cross,
             )
             citations.append(
                 Citation(

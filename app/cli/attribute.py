@@ -51,6 +51,8 @@ def cmd_attribute(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_readable(data: dict[str, Any]) -> None:
+    from app.attribution.verifier import MIN_WORD_ORDER
+
     for n, sentence in enumerate(data["sentences"], start=1):
         print(f"{n}. [{sentence['label']} {sentence['score']:.2f}] {sentence['text']}")
         for c in sentence["citations"]:
@@ -64,6 +66,12 @@ def _print_readable(data: dict[str, Any]) -> None:
                 print(f"       contradicts: {c['disagreement']['reason']}")
             elif missing:
                 print(f"       not in the passage: {', '.join(missing)}")
+            elif c["cross_language"]:
+                print("       in another language: only its names and numbers were compared")
+            elif c["word_order"] < MIN_WORD_ORDER:
+                print(
+                    f"       the passage has these words in another order ({c['word_order']:.2f})"
+                )
     if data["unknown_passage_ids"]:
         print(f"unknown passage ids: {', '.join(data['unknown_passage_ids'])}")
     print()

@@ -94,7 +94,15 @@ class CitationOut(BaseModel):
     quote_end: int
     components: dict[str, float] = Field(description="Parts of the score (lexical, dense)")
     missing_numbers: list[str] = Field(description="Numbers of the sentence not in the quote")
-    missing_names: list[str] = Field(description="Names of the sentence not in the quote")
+    missing_names: list[str] = Field(description="Names of the sentence not in the passage")
+    word_order: float = Field(
+        description="Share of the sentence's word pairs that the quote has in the same order "
+        "(below 0.6 the quote relates the words otherwise: at most partial support)"
+    )
+    cross_language: bool = Field(
+        description="The passage is in another language than the sentence: only names and "
+        "numbers were compared, so it backs the sentence at most partly"
+    )
     disagreement: DisagreementOut | None = Field(
         default=None, description="For a contradicting passage: what it says otherwise"
     )

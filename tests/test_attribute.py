@@ -151,6 +151,10 @@ def test_verbatim_sentence_is_supported_by_its_passage_with_a_quote(
     assert record.text[best.quote_start : best.quote_end] == best.quote
     assert best.agreement.ok
     assert best.attribution.revision_id == record.revision_id
+    # the quote states it word for word: the score is 1.0, whatever the cosine of one
+    # sentence with its whole passage
+    assert best.score == 1.0 and best.components["verbatim"] == 1.0
+    assert best.components["lexical"] == 1.0 and 0 < best.components["dense"] < 1.0
 
 
 def test_changed_year_is_not_supported(

@@ -414,6 +414,17 @@ def best_window(
     return best
 
 
+def _word_sequence(text: str) -> tuple[str, ...]:
+    """The words of ``text``, lower-cased, punctuation and spacing left out."""
+    return tuple(w.lower() for w in re.findall(r"\w+", text))
+
+
+def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
+    """Whether ``needle`` occurs in ``haystack`` as a contiguous run."""
+    n = len(needle)
+    return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+
+
 class LexicalDenseScorer:
     """``score = lexical_weight · coverage + (1 − lexical_weight) · cosine``: the coverage of
     the sentence's stemmed content words by the passage's best window (the quote), and the
@@ -464,11 +475,19 @@ class LexicalDenseScorer:
         ]
         cosines = self._similarities(self._encode(sentence), passages)
         results = []
-        for (start, end, cov), cosine, cross in zip(windows, cosines, crosses, strict=True):
+        wanted = _word_sequence(sentence)
+        for (start, end, cov), cosine, cross, passage in zip(
+            windows, cosines, crosses, passages, strict=True
+        ):
             cos = min(1.0, max(0.0, cosine))
             if cross:
                 score = cos
                 components = {"dense": round(cos, 4), "cross_language": 1.0}
+            elif wanted and _contains(_word_sequence(passage.text[start:end]), wanted):
+                # the quote states the sentence word for word: nothing to weigh (the cosine
+                # with a whole passage is low for one sentence of many)
+                score = 1.0
+                components = {"lexical": 1.0, "dense": round(cos, 4), "verbatim": 1.0}
             else:
                 score = self.lexical_weight * cov + (1 - self.lexical_weight) * cos
                 components = {"lexical": round(cov, 4), "dense": round(cos, 4)}

@@ -502,11 +502,13 @@ class Changer(threading.Thread):
         """Load the model and apply the realtime sample's article once as a newer revision
         (most of its passages are new: seconds of embedding), before the measured run, so
         that the updates during the run are typical one-line edits."""
-        from indexer.embedding import Embedder
+        from app.retrieval.retriever import published_model
+        from indexer.embedding import open_embedder
         from indexer.ingest import IngestOptions
         from indexer.update import UpdateOptions, apply_updates
 
-        self.embedder = Embedder(threads=1)
+        # the index's own model (an e5 index refuses MiniLM vectors)
+        self.embedder = open_embedder(published_model(self.index), threads=1)
         self.options = UpdateOptions(ingest=IngestOptions(progress=False), batch=1)
         t0 = time.perf_counter()
         report = apply_updates(

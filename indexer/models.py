@@ -10,7 +10,9 @@ small derived properties.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from indexer.trust import TrustSignals
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,8 @@ class RawRevision:
     redirect_target: str | None = None
     aliases: tuple[str, ...] = ()
     wikidata_id: str | None = None
+    # What the export says about how far the revision can be trusted (indexer/trust.py).
+    trust: TrustSignals = field(default_factory=TrustSignals)
 
     @property
     def wiki(self) -> str:

@@ -60,6 +60,7 @@ from indexer.ingest import (
 from indexer.lexical import LexicalIndex, lexical_doc
 from indexer.models import License, Passage, RawRevision, Section, SiteInfo, SkippedItem
 from indexer.store import PassageStore
+from indexer.trust import TrustSignals
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ def encode_item(item: RawRevision | SkippedItem, prepared: PreparedRevision | No
     if isinstance(item, SkippedItem):
         return json.dumps({"skip": asdict(item)})
     raw = asdict(replace(item, wikitext=""))
+    raw["trust"] = item.trust.to_json()
     # ASCII escapes: even a lone surrogate survives the round trip exactly.
     return json.dumps({"raw": raw, "prepared": None if prepared is None else asdict(prepared)})
 
@@ -185,6 +187,7 @@ def decode_item(line: str) -> tuple[RawRevision | SkippedItem, PreparedRevision 
             "site": SiteInfo(**raw["site"]),
             "license": None if license is None else License(**license),
             "aliases": tuple(raw["aliases"]),
+            "trust": TrustSignals.from_json(raw.get("trust")),
         }
     )
     prep = obj["prepared"]

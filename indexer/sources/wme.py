@@ -30,6 +30,7 @@ from indexer.sources.xml_dump import (
     site_for_wiki,
     url_origin,
 )
+from indexer.trust import from_enterprise
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +206,7 @@ def _article(obj: dict[str, object], location: str, namespace: int) -> RawRevisi
         license=_license(obj),
         aliases=_aliases(obj),
         wikidata_id=wikidata_item(_get_str(obj, "main_entity.identifier")),
+        trust=from_enterprise(obj),
     )
 
 

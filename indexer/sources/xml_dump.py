@@ -30,6 +30,7 @@ from defusedxml.ElementTree import DefusedXMLParser
 from indexer.errors import InvalidInput, WikiragError
 from indexer.licensing import utc_timestamp
 from indexer.models import RawRevision, SiteInfo, SkippedItem
+from indexer.trust import from_xml
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +160,9 @@ def _local(tag: str) -> str:
 # Paths (below the root element) whose text is kept.
 _SITEINFO_FIELDS: Final = frozenset({"sitename", "dbname", "base"})
 _PAGE_FIELDS: Final = frozenset({"title", "ns", "id"})
-_REVISION_FIELDS: Final = frozenset({"id", "parentid", "timestamp", "sha1", "text"})
+_REVISION_FIELDS: Final = frozenset(
+    {"id", "parentid", "timestamp", "sha1", "text", "comment", "minor"}
+)
 _CONTRIBUTOR_FIELDS: Final = frozenset({"username", "ip"})
 
 
@@ -567,6 +570,12 @@ class MediaWikiDumpReader:
             editor=fields.get("contributor/username") or fields.get("contributor/ip") or None,
             sha1=fields.get("sha1") or None,
             redirect_target=page.redirect_target,
+            trust=from_xml(
+                fields.get("contributor/username"),
+                fields.get("contributor/ip"),
+                fields.get("comment"),
+                minor="minor" in fields,
+            ),
         )
 
     def _page_end(self, page: _Page) -> SkippedItem | None:

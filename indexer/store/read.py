@@ -18,6 +18,7 @@ from indexer.store.connection import StoreConnection
 from indexer.store.records import PageRecord, PassageRecord, ResolvedTitle, RevisionRecord
 from indexer.store.schema import PAGE_DELETED, REVISION_VISIBLE
 from indexer.store.titles import normalize_title
+from indexer.trust import TrustSignals
 
 # Every column a PassageRecord needs, in the order _passage_from_row reads them; append a
 # WHERE clause. Public because benchmarks/query_bench.py times this query on its own.
@@ -26,7 +27,7 @@ PASSAGE_SELECT = """
            r.title, p.revision_id, r.timestamp, s.path, s.anchor, p.section_ordinal,
            p.ordinal, p.start_offset, p.end_offset, p.text, r.license_name,
            r.license_identifier, r.license_url, r.editor, pg.current_revision_id,
-           pg.status, r.visibility, pg.wikidata_id
+           pg.status, r.visibility, pg.wikidata_id, r.trust
     FROM passages p
     JOIN revisions r ON r.wiki = p.wiki AND r.revision_id = p.revision_id
     JOIN sections s ON s.wiki = p.wiki AND s.revision_id = p.revision_id
@@ -63,6 +64,7 @@ def _passage_from_row(row: tuple[Any, ...]) -> PassageRecord:
         status,
         visibility,
         wikidata_id,
+        trust,
     ) = tuple(row)
     return PassageRecord(
         row_id=int(row_id),
@@ -88,6 +90,7 @@ def _passage_from_row(row: tuple[Any, ...]) -> PassageRecord:
         page_status=str(status),
         visibility=str(visibility),
         wikidata_id=None if wikidata_id is None else str(wikidata_id),
+        trust=TrustSignals.from_json(None if trust is None else str(trust)),
     )
 
 
@@ -148,7 +151,7 @@ class StoreReader(StoreConnection):
             self.connection()
             .execute(
                 "SELECT wiki, revision_id, page_id, title, parent_id, timestamp, editor, sha1, "
-                "license_name, license_identifier, license_url, license_origin, source "
+                "license_name, license_identifier, license_url, license_origin, source, trust "
                 "FROM revisions WHERE wiki = ? AND page_id = ? ORDER BY revision_id",
                 (wiki, page_id),
             )
@@ -161,7 +164,7 @@ class StoreReader(StoreConnection):
             self.connection()
             .execute(
                 "SELECT wiki, revision_id, page_id, title, parent_id, timestamp, editor, sha1, "
-                "license_name, license_identifier, license_url, license_origin, source "
+                "license_name, license_identifier, license_url, license_origin, source, trust "
                 "FROM revisions WHERE wiki = ? AND revision_id = ?",
                 (wiki, revision_id),
             )
@@ -438,7 +441,9 @@ class StoreReader(StoreConnection):
 
 
 def _revision_from_row(row: tuple[Any, ...]) -> RevisionRecord:
-    (wiki, rev, page, title, parent, ts, editor, sha1, lname, lid, lurl, origin, source) = row
+    (wiki, rev, page, title, parent, ts, editor, sha1, lname, lid, lurl, origin, source, trust) = (
+        row
+    )
     return RevisionRecord(
         wiki=str(wiki),
         revision_id=int(rev),
@@ -451,6 +456,7 @@ def _revision_from_row(row: tuple[Any, ...]) -> RevisionRecord:
         license=License(name=str(lname), identifier=str(lid), url=str(lurl)),
         license_origin=str(origin),
         source=str(source),
+        trust=TrustSignals.from_json(None if trust is None else str(trust)),
     )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from indexer.models import License
 from indexer.store.schema import PAGE_ACTIVE, PAGE_DELETED, REVISION_VISIBLE
+from indexer.trust import TrustSignals
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,8 @@ class PassageRecord:
     visibility: str = REVISION_VISIBLE
     # The page's Wikidata item (``Q42``): one article across languages; None when unknown.
     wikidata_id: str | None = None
+    # What the export said about the revision's credibility (indexer/trust.py).
+    trust: TrustSignals = TrustSignals()
 
     @property
     def suppressed(self) -> str | None:
@@ -62,6 +65,7 @@ class RevisionRecord:
     license: License
     license_origin: str
     source: str
+    trust: TrustSignals = TrustSignals()
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,11 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 3: the credibility signals of each revision (indexer/trust.py), JSON; NULL for the
+    # revisions stored before (no signal recorded, none invented).
+    """
+    ALTER TABLE revisions ADD COLUMN trust TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -77,7 +77,7 @@ class StoreWriter(StoreReader):
         conn.execute(
             "INSERT INTO revisions (wiki, revision_id, page_id, title, parent_id, timestamp, "
             "editor, sha1, license_name, license_identifier, license_url, license_origin, "
-            "source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "source, trust) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 raw.wiki,
                 raw.revision_id,
@@ -92,6 +92,7 @@ class StoreWriter(StoreReader):
                 license.url,
                 license_origin,
                 source,
+                None if raw.trust.empty else raw.trust.to_json(),
             ),
         )
         conn.executemany(

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from app.attribution.citations import SupersededBy
 from app.attribution.license import Attribution
+from app.attribution.trust import Trust
 from app.retrieval.fusion import FusionMethod
 from app.retrieval.ranking import SearchMode
 from app.serving import JobState
@@ -200,6 +201,7 @@ class PassageFields(BaseModel):
     revision_timestamp: str = Field(description="ISO 8601, UTC")
     url: str = Field(description="Permanent link to the revision, with the section anchor")
     attribution: Attribution
+    trust: Trust = Field(description="The revision's credibility signals")
 
 
 class SearchResult(PassageFields):

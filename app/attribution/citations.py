@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import BaseModel, Field
 
 from app.attribution.license import Attribution, AttributionSubject, LicenseInfo, build_attribution
+from app.attribution.trust import Trust, trust_of
 from indexer.errors import WikiragError
 from indexer.models import SiteInfo
 from indexer.store import PageRecord, PassageStore, RevisionRecord, normalize_title
@@ -176,6 +177,7 @@ class CitationRecord(BaseModel):
         default=None, description="The page's current revision, when newer than this one"
     )
     passages: list[CitedPassage]
+    trust: Trust = Field(description="The revision's credibility signals")
     fragment: str | None = None
     redirected_from: str | None = None
 
@@ -321,6 +323,12 @@ class CitationResolver:
                 )
                 for p in passages
             ],
+            trust=trust_of(
+                revision.trust,
+                revision_id=revision.revision_id,
+                revision_timestamp=revision.timestamp,
+                current_revision_id=current,
+            ),
             fragment=fragment or None,
             redirected_from=redirected_from,
         )

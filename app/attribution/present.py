@@ -13,8 +13,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.attribution.license import Attribution, build_attribution
+from app.attribution.trust import Trust, trust_of
 from indexer.store import PassageRecord
 from indexer.urls import revision_permalink
+
+
+def trust_view(record: PassageRecord) -> Trust:
+    """The ``trust`` object of a passage (:func:`app.attribution.trust.trust_of`)."""
+    return trust_of(
+        record.trust,
+        revision_id=record.revision_id,
+        revision_timestamp=record.revision_timestamp,
+        current_revision_id=record.current_revision_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class PublicPassage:
             "revision_timestamp": r.revision_timestamp,
             "url": self.url,
             "attribution": self.attribution,
+            "trust": trust_view(r),
         }
 
     def tool_fields(self) -> dict[str, Any]:
@@ -74,6 +86,7 @@ class PublicPassage:
                 "html": self.attribution.html,
                 "authors_url": self.attribution.authors_url,
             },
+            "trust": trust_view(r).model_dump(mode="json"),
         }
 
     def cli_row(self, rank: int, scores: dict[str, float]) -> dict[str, Any]:
@@ -90,6 +103,7 @@ class PublicPassage:
             "url": self.url,
             "license": self.attribution.license.identifier,
             "scores": {k: round(v, 4) for k, v in scores.items()},
+            "trust": trust_view(r).model_dump(mode="json"),
             "text": r.text,
         }
 

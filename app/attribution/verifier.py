@@ -47,6 +47,7 @@ import numpy.typing as npt
 
 from app.attribution.judgement import Disagreement, find_disagreement, word_order
 from app.attribution.license import Attribution, build_attribution
+from app.attribution.present import trust_view
 from app.retrieval.ranking import SearchRequest
 from app.retrieval.retriever import HybridRetriever
 from indexer.embedding import EmbeddingModel
@@ -607,6 +608,7 @@ def _citation_dict(c: Citation) -> dict[str, Any]:
             "reason": c.disagreement.describe(),
         },
         "attribution": c.attribution.model_dump(mode="json"),
+        "trust": trust_view(c.passage).model_dump(mode="json"),
     }
 
 

@@ -50,6 +50,7 @@ from indexer.lexical import analyzer_group, indexed_text, lexical_doc, query_ter
 from indexer.manifest import record_json
 from indexer.models import License
 from indexer.store import PassageRecord
+from indexer.trust import TrustSignals
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,9 @@ def _idf(documents: int, n: int) -> float:
 
 
 def record_to_json(record: PassageRecord) -> dict[str, Any]:
-    return dataclasses.asdict(record)
+    data = dataclasses.asdict(record)
+    data["trust"] = record.trust.to_json()  # the shape TrustSignals.from_json reads
+    return data
 
 
 def record_from_json(data: Mapping[str, Any]) -> PassageRecord:
@@ -136,6 +139,7 @@ def record_from_json(data: Mapping[str, Any]) -> PassageRecord:
             **data,
             "section_path": tuple(data["section_path"]),
             "license": License(**data["license"]),
+            "trust": TrustSignals.from_json(data.get("trust")),
         }
     )
 

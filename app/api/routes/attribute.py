@@ -13,6 +13,7 @@ from app.api.deps import PrincipalDep, ServicesDep, ServingDep
 from app.api.queries import check_filters
 from app.api.schemas import MAX_FILTER_VALUES, ApiError, FilterValue, error_responses
 from app.attribution.license import Attribution
+from app.attribution.trust import Trust
 from app.attribution.verifier import (
     AnswerAttribution,
     AnswerAttributor,
@@ -107,6 +108,7 @@ class CitationOut(BaseModel):
         default=None, description="For a contradicting passage: what it says otherwise"
     )
     attribution: Attribution
+    trust: Trust = Field(description="The cited passage's revision: its credibility signals")
 
 
 class SentenceOut(BaseModel):

@@ -231,6 +231,13 @@ class Settings(BaseSettings):
     update_batch: int = Field(
         default=100, ge=1, description="events per update transaction (and checkpoint)"
     )
+    update_flush_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=60,
+        description="a realtime stream (update -) applies what has arrived once no event came "
+        "for this long, batch full or not",
+    )
 
     @field_validator("cors_origins", "shard_urls", mode="before")
     @classmethod

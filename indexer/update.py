@@ -54,14 +54,16 @@ import dataclasses
 import gzip
 import io
 import logging
+import queue
 import sqlite3
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar, cast
 
 import faiss
 import numpy as np
@@ -126,6 +128,9 @@ class UpdateOptions:
     batch: int = 100
     embed_batch_size: int = 256
     model: str | None = None
+    # A realtime stream (stdin) applies what has arrived once no event came for this long,
+    # batch full or not: an event is never held until the batch fills or the stream ends.
+    flush_after: float = 0.2
 
 
 @dataclass(slots=True)
@@ -296,6 +301,50 @@ def _event_lines(
         yield parse_event(obj, source=source, location=location, namespaces=namespaces)
 
 
+class _Idle:
+    """What :func:`arriving` yields when the stream has paused."""
+
+
+IDLE = _Idle()
+T = TypeVar("T")
+
+
+def arriving(items: Iterator[T], idle_seconds: float) -> Iterator[T | _Idle]:
+    """``items`` read by a background thread as they arrive, with :data:`IDLE` yielded once
+    each time none arrives for ``idle_seconds`` (a pause of the stream). Errors of the
+    reading thread are raised here.
+
+    >>> list(arriving(iter([1, 2]), 0.5))
+    [1, 2]
+    """
+    queue_: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=1024)
+
+    def pump() -> None:
+        try:
+            for item in items:
+                queue_.put(("item", item))
+            queue_.put(("end", None))
+        except BaseException as exc:  # handed to the consuming thread
+            queue_.put(("error", exc))
+
+    threading.Thread(target=pump, name="wikirag-stream", daemon=True).start()
+    paused = False  # an IDLE already went out for this pause: wait for the next item
+    while True:
+        try:
+            kind, value = queue_.get(timeout=None if paused else idle_seconds)
+        except queue.Empty:
+            paused = True
+            yield IDLE
+            continue
+        paused = False
+        if kind == "end":
+            return
+        if kind == "error":
+            assert isinstance(value, BaseException)
+            raise value
+        yield cast(T, value)
+
+
 def read_events(
     source: str, options: IngestOptions, stdin: IO[bytes] | None = None
 ) -> Iterator[UpdateEvent | SkippedItem | None]:
@@ -418,7 +467,18 @@ class _Updater:
             self.report.resumed_from[key] = done
         batch: list[UpdateEvent] = []
         position = last = done
-        for position, item in enumerate(read_events(source, self.options.ingest, stdin), 1):
+        items: Iterator[UpdateEvent | SkippedItem | _Idle | None] = read_events(
+            source, self.options.ingest, stdin
+        )
+        if source == STDIN:
+            items = arriving(items, self.options.flush_after)
+        for item in items:
+            if isinstance(item, _Idle):  # the stream paused: apply what has arrived
+                if position > last:
+                    self._apply_batch(batch, key, path, position)
+                    batch, last = [], position
+                continue
+            position += 1
             if position <= done:
                 continue
             if isinstance(item, SkippedItem):

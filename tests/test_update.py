@@ -564,3 +564,71 @@ def test_an_update_killed_midway_resumes_to_the_same_state(
         assert store.integrity_check() == "ok"
     finally:
         store.close()
+
+
+def _current_revision(index: Path) -> int | None:
+    path = IndexLayout(index).current().file("store.sqlite")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute(
+            "SELECT current_revision_id FROM pages WHERE wiki = ? AND page_id = ?", (WIKI, PAGE)
+        ).fetchone()
+    finally:
+        conn.close()
+    return None if row is None else int(row[0])
+
+
+def test_a_realtime_stream_applies_each_event_on_arrival_with_the_stream_kept_open(
+    base: Path, events: dict[str, Any], tmp_path: Path
+) -> None:
+    """`wikirag update --index DIR -` with one event written to its stdin and the stream
+    left open: the event is applied (committed, announced) while the process still waits
+    for more — not held until the batch of 100 fills or the stream ends."""
+    index = _copy(base, tmp_path / "index")
+    env = {**os.environ, "WIKIRAG_PROGRESS": "false"}  # the default batch: 100 events
+    command = [sys.executable, "-m", "app.cli", "update", "--index", str(index), "--json", "-"]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    try:
+        process.stdin.write((json.dumps(events["rev2022"]) + "\n").encode())
+        process.stdin.flush()
+        deadline = time.monotonic() + 90  # loading the model and embedding the revision
+        while _current_revision(index) != REV_2022:
+            assert process.poll() is None, "the update exited before its stream ended"
+            assert time.monotonic() < deadline, "the event was not applied on arrival"
+            time.sleep(0.05)
+        assert process.poll() is None  # applied while the stream is still open
+        assert _search(index, "Einstein")[0][1] == REV_2022
+    finally:
+        process.stdin.close()  # the stream ends: the update exits
+    assert process.wait(timeout=180) == 0
+    assert process.stdout is not None
+    summary = json.loads(process.stdout.read())
+    assert summary["events"] == {"update": 1}
+
+
+def test_a_paused_stream_is_marked_and_its_errors_are_raised() -> None:
+    from indexer.update import IDLE, arriving
+
+    def paused() -> Any:
+        yield 1
+        time.sleep(0.4)
+        yield 2
+
+    assert list(arriving(paused(), 0.05)) == [1, IDLE, 2]
+
+    def broken() -> Any:
+        yield 1
+        raise ValueError("a bad stream")
+
+    items = arriving(broken(), 5.0)
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="a bad stream"):
+        next(items)

@@ -356,6 +356,7 @@ def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
         batch=settings.update_batch,
         embed_batch_size=settings.embed_batch_size,
         model=settings.model,
+        flush_after=settings.update_flush_seconds,
     )
     report = apply_updates(settings.index_dir, [str(s) for s in args.sources], options)
     summary = report.as_dict()
@@ -381,7 +382,7 @@ def cmd_update(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _update_settings(args: argparse.Namespace) -> Settings:
-    return _ingest_settings(args, ("index_dir", "model", "update_batch"))
+    return _ingest_settings(args, ("index_dir", "model", "update_batch", "update_flush_seconds"))
 
 
 def _add_update_parser(commands: Any) -> None:
@@ -404,6 +405,14 @@ def _add_update_parser(commands: Any) -> None:
     update.add_argument("--model", help="embedding model (default: the index's own)")
     update.add_argument(
         "--batch", dest="update_batch", type=int, help="events per transaction (default 100)"
+    )
+    update.add_argument(
+        "--flush-after",
+        dest="update_flush_seconds",
+        type=float,
+        metavar="SECONDS",
+        help="on a stream (-): apply what has arrived after this long without a new event "
+        "(default 0.2)",
     )
     update.add_argument("--json", action="store_true", help="print the summary as JSON")
     _add_ingest_flags(update)

@@ -28,7 +28,10 @@ def _settings(argv: list[str]) -> Settings:
 
 @pytest.fixture(autouse=True)
 def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ALPHA", "RRF_K", "FUSION", "UPDATE_BATCH", "EMBED_BATCH_SIZE", "CANDIDATES"):
+    for name in (
+        "ALPHA", "RRF_K", "FUSION", "UPDATE_BATCH", "UPDATE_FLUSH_SECONDS", "EMBED_BATCH_SIZE",
+        "CANDIDATES",
+    ):  # fmt: skip
         monkeypatch.delenv(f"WIKIRAG_{name}", raising=False)
 
 
@@ -63,6 +66,8 @@ def test_search_and_eval_take_zero_alpha_and_k() -> None:
 
 def test_update_batch_flag_is_taken_and_validated() -> None:
     assert _settings(["update", "e.ndjson", "--batch", "7"]).update_batch == 7
+    assert _settings(["update", "-", "--flush-after", "1.5"]).update_flush_seconds == 1.5
+    assert _settings(["update", "-"]).update_flush_seconds == 0.2
 
 
 @pytest.mark.parametrize(
@@ -75,8 +80,18 @@ def test_update_batch_flag_is_taken_and_validated() -> None:
         (["build", "x.xml", "--keep-generations", "0"], "keep_generations"),
         (["search", "q", "--alpha", "2"], "alpha"),
         (["update", "e.ndjson", "--batch", "0"], "update_batch"),
+        (["update", "-", "--flush-after", "0"], "update_flush_seconds"),
     ],
-    ids=["alpha>1", "alpha<0", "rrf-k<0", "embed-batch-0", "keep-0", "search-alpha", "batch-0"],
+    ids=[
+        "alpha>1",
+        "alpha<0",
+        "rrf-k<0",
+        "embed-batch-0",
+        "keep-0",
+        "search-alpha",
+        "batch-0",
+        "flush-0",
+    ],
 )
 def test_out_of_range_values_exit_2_naming_the_setting(
     argv: list[str], names: str, capsys: pytest.CaptureFixture[str]

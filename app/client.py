@@ -93,6 +93,7 @@ def _search_body(
     languages: Sequence[str] | None,
     max_per_article: int | None,
     fusion: FusionMethod | str | None,
+    max_revert_risk: float | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"query": query, "k": k, "mode": str(SearchMode(mode))}
     if wikis is not None:
@@ -103,6 +104,8 @@ def _search_body(
         body["max_per_article"] = max_per_article
     if fusion is not None:
         body["fusion"] = str(FusionMethod(fusion))
+    if max_revert_risk is not None:
+        body["max_revert_risk"] = max_revert_risk
     return body
 
 
@@ -178,9 +181,13 @@ class WikiragClient:
         languages: Sequence[str] | None = None,
         max_per_article: int | None = None,
         fusion: FusionMethod | str | None = None,
+        max_revert_risk: float | None = None,
     ) -> SearchResponse:
-        """``POST /v1/search``."""
-        body = _search_body(query, k, mode, wikis, languages, max_per_article, fusion)
+        """``POST /v1/search`` (``max_revert_risk``: leave out passages of revisions scored
+        more likely than this to be reverted)."""
+        body = _search_body(
+            query, k, mode, wikis, languages, max_per_article, fusion, max_revert_risk
+        )
         data = _checked(self._http.post("/v1/search", json=body, headers=self._headers))
         return SearchResponse.model_validate(data)
 
@@ -263,9 +270,13 @@ class AsyncWikiragClient:
         languages: Sequence[str] | None = None,
         max_per_article: int | None = None,
         fusion: FusionMethod | str | None = None,
+        max_revert_risk: float | None = None,
     ) -> SearchResponse:
-        """``POST /v1/search``."""
-        body = _search_body(query, k, mode, wikis, languages, max_per_article, fusion)
+        """``POST /v1/search`` (``max_revert_risk``: leave out passages of revisions scored
+        more likely than this to be reverted)."""
+        body = _search_body(
+            query, k, mode, wikis, languages, max_per_article, fusion, max_revert_risk
+        )
         response = await self._http.post("/v1/search", json=body, headers=self._headers)
         return SearchResponse.model_validate(_checked(response))
 

@@ -11,7 +11,7 @@ import tarfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -253,3 +253,66 @@ def test_every_passage_and_citation_carries_its_revisions_trust(e5_client: TestC
     trust = russian.json()["results"][0]["trust"]
     trust.pop("revision_age_days")
     assert trust == {**ABSENT, "is_current": True}
+
+
+# -- max_revert_risk ----------------------------------------------------------------------------
+
+
+def test_max_revert_risk_leaves_out_only_passages_scored_above_it(tmp_path: Path) -> None:
+    """On the real enwiki snapshot (a real store, the ranking's own materialise): at 0.7,
+    Angela Merkel's revision (0.959) and United States' (0.794) are left out; Albert Einstein's
+    (0.657), Josephine Baker's (0.425) and Squirrel's (no revertrisk score) stay."""
+    from app.retrieval.fusion import FusedHit
+    from app.retrieval.ranking import materialise
+
+    store = PassageStore(tmp_path / "s.sqlite")
+    ingest_sources([ENWIKI], store, QUIET)
+    rows = [int(r[0]) for r in store.connection().execute("SELECT id FROM passages ORDER BY id")]
+    fused = [FusedHit(row, 1.0 / (1 + i)) for i, row in enumerate(rows)]
+
+    def titles(max_risk: float | None) -> set[str]:
+        hits = materialise(fused, store.passages_by_rows, len(rows), None, None, max_risk)
+        return {h.passage.title for h in hits}
+
+    everything = {"Albert Einstein", "Angela Merkel", "Josephine Baker", "Squirrel",
+                  "United States"}  # fmt: skip
+    assert titles(None) == everything == titles(1.0)
+    assert titles(0.7) == {"Albert Einstein", "Josephine Baker", "Squirrel"}
+    assert titles(0.0) == {"Squirrel"}  # unscored: kept
+    store.close()
+
+
+def test_the_client_and_the_cli_carry_max_revert_risk(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.api.queries import search_request
+    from app.api.schemas import SearchBody
+    from app.cli.main import main
+    from app.client import _search_body
+
+    body = SearchBody.model_validate({"query": "q", "max_revert_risk": 0.3})
+    assert search_request(body, "q").max_revert_risk == 0.3  # the HTTP body reaches the ranking
+    assert search_request(SearchBody(query="q"), "q").max_revert_risk is None
+    assert _search_body("q", 5, "hybrid", None, None, None, None, 0.5)["max_revert_risk"] == 0.5
+    assert "max_revert_risk" not in _search_body("q", 5, "hybrid", None, None, None, None)
+    with pytest.raises(SystemExit) as exit_:
+        main(["search", "q", "--max-revert-risk", "1.5"])
+    assert exit_.value.code == 2
+    assert "--max-revert-risk: expected a number from 0 to 1, got '1.5'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_max_revert_risk_over_http_and_mcp(e5_client: TestClient) -> None:
+    from app.mcp.server import ToolError, WikiragTools
+    from app.serving import ServingIndex
+
+    body = {"query": "Einstein was born in Ulm", "k": 5}
+    plain = e5_client.post("/v1/search", json=body).json()["results"]
+    # none of this index's revisions has a revert-risk score: nothing is left out
+    strict = e5_client.post("/v1/search", json={**body, "max_revert_risk": 0.0}).json()
+    assert [r["passage_id"] for r in strict["results"]] == [r["passage_id"] for r in plain]
+    for bad in (1.5, -0.1, "high"):
+        response = e5_client.post("/v1/search", json={**body, "max_revert_risk": bad})
+        assert response.status_code == 422, response.text
+        assert "max_revert_risk" in response.text
+    tools = WikiragTools(cast(ServingIndex, None))  # refused before the index is read
+    with pytest.raises(ToolError, match=r"max_revert_risk must be between 0 and 1, not 2\.0"):
+        tools.search("Einstein", max_revert_risk=2.0)

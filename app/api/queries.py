@@ -42,6 +42,7 @@ def search_request(body: SearchBody, query: str) -> SearchRequest:
         max_per_entity=body.per_group if body.group_by == "entity" else None,
         query_language=body.query_language,
         cross_lingual=body.cross_lingual,
+        max_revert_risk=body.max_revert_risk,
     )
 
 

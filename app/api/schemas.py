@@ -134,6 +134,13 @@ class SearchBody(BaseModel):
     max_per_article: int | None = Field(
         default=None, ge=1, le=MAX_K, description="At most this many passages per article"
     )
+    max_revert_risk: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Leave out passages whose revision a model scored more likely than this to "
+        "be reverted (trust.revert_risk.probability); revisions without a score are kept",
+    )
     group_by: Literal["article", "entity"] | None = Field(
         default=None,
         description="At most per_group passages per article (one page of one wiki) or per "

@@ -77,6 +77,21 @@ def positive_int(text: str) -> int:
     return whole_number(text, 1)
 
 
+def probability(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (anything else is a usage error, exit 2).
+
+    >>> probability("0.8")
+    0.8
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
 def license_rule(item: str) -> tuple[str, str]:
     """``WIKI=RULE`` → ``(wiki, rule)``; a malformed value is a usage error (exit 2)."""
     wiki, sep, rule = item.partition("=")

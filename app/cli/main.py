@@ -29,6 +29,7 @@ from app.cli.common import (
     license_rule,
     open_retriever,
     positive_int,
+    probability,
     retrieval_settings,
     settings_from_args,
     whole_number,
@@ -495,6 +496,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         languages=tuple(args.languages) if args.languages else None,
         max_per_article=args.max_per_article,
         max_per_entity=args.max_per_entity,
+        max_revert_risk=args.max_revert_risk,
         rrf_k=args.rrf_k,
         alpha=args.alpha,
         query_language=args.query_language,
@@ -972,6 +974,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-per-entity",
         type=positive_int,
         help="cap passages per Wikidata item (one article across languages)",
+    )
+    search.add_argument(
+        "--max-revert-risk",
+        type=probability,
+        metavar="P",
+        help="leave out passages of revisions scored more likely than P (0–1) to be reverted",
     )
     search.add_argument(
         "--query-language",

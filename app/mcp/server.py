@@ -80,11 +80,14 @@ class WikiragTools:
         mode: str = "hybrid",
         wikis: Sequence[str] | None = None,
         languages: Sequence[str] | None = None,
+        max_revert_risk: float | None = None,
     ) -> dict[str, Any]:
         if not query.strip():
             raise ToolError("the query is empty")
         if not 1 <= k <= MAX_K:
             raise ToolError(f"k must be between 1 and {MAX_K}, not {k}")
+        if max_revert_risk is not None and not 0 <= max_revert_risk <= 1:
+            raise ToolError(f"max_revert_risk must be between 0 and 1, not {max_revert_risk}")
         try:
             search_mode = SearchMode(mode)
         except ValueError:
@@ -97,6 +100,7 @@ class WikiragTools:
                 mode=search_mode,
                 wikis=tuple(wikis) if wikis else None,
                 languages=tuple(languages) if languages else None,
+                max_revert_risk=max_revert_risk,
             )
         )
         results = []
@@ -189,12 +193,15 @@ def build_server(tools: WikiragTools) -> MCPServer[Any]:
         mode: Literal["hybrid", "dense", "lexical"] = "hybrid",
         wikis: list[str] | None = None,
         languages: list[str] | None = None,
+        max_revert_risk: float | None = None,
     ) -> dict[str, Any]:
         """Search Wikipedia passages for a question (hybrid: semantic + keyword). Each result
-        has the passage text, title, section, revision permalink ('url'), license and an
-        attribution (text/markdown/html) to show with anything quoted from it. 'wikis'
-        (e.g. enwiki) and 'languages' (e.g. en) restrict the search."""
-        return tools.search(query, k, mode, wikis, languages)
+        has the passage text, title, section, revision permalink ('url'), license, an
+        attribution (text/markdown/html) to show with anything quoted from it, and 'trust'
+        (revert risk, editor, tags… of its revision). 'wikis' (e.g. enwiki) and 'languages'
+        (e.g. en) restrict the search; 'max_revert_risk' (0–1) leaves out passages of
+        revisions scored more likely than that to be reverted."""
+        return tools.search(query, k, mode, wikis, languages, max_revert_risk)
 
     @server.tool()
     def get_passage(passage_id: str) -> dict[str, Any]:

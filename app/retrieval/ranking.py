@@ -88,6 +88,9 @@ class SearchRequest:
     query_language: str | None = None
     # False: answer only from passages in the query's language (dense half included).
     cross_lingual: bool = True
+    # Leave out passages whose revision's revert risk (its trust signals) is above this; a
+    # revision the export gave no score keeps its passages (no score is no risk shown).
+    max_revert_risk: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,18 +295,29 @@ def entity_key(record: PassageRecord) -> tuple[str, ...]:
     return ("page", record.wiki, str(record.page_id))
 
 
+def within_risk(record: PassageRecord, max_revert_risk: float | None) -> bool:
+    """Whether ``record``'s revision is at most ``max_revert_risk`` likely to be reverted (a
+    revision without a score is: the filter hides only what a model scored above it)."""
+    if max_revert_risk is None:
+        return True
+    risk = record.trust.revert_risk
+    return risk is None or risk.probability <= max_revert_risk
+
+
 def materialise(
     fused: Sequence[FusedHit],
     fetch: Callable[[Sequence[int]], Mapping[int, PassageRecord | None]],
     k: int,
     cap: int | None,
     entity_cap: int | None = None,
+    max_revert_risk: float | None = None,
 ) -> list[SearchHit]:
-    """The first ``k`` servable passages of ``fused``, at most ``cap`` per article and
-    ``entity_cap`` per entity (:func:`entity_key`), each with its component scores and its
-    fused score. ``fetch(row_ids)`` returns the records of those rows (absent or None: no such
-    passage); it is called on windows of ``4 k`` hits, so a deep candidate list costs store
-    lookups only as far as results need."""
+    """The first ``k`` servable passages of ``fused`` (within ``max_revert_risk``:
+    :func:`within_risk`), at most ``cap`` per article and ``entity_cap`` per entity
+    (:func:`entity_key`), each with its component scores and its fused score.
+    ``fetch(row_ids)`` returns the records of those rows (absent or None: no such passage);
+    it is called on windows of ``4 k`` hits, so a deep candidate list costs store lookups only
+    as far as results need."""
     results: list[SearchHit] = []
     per_article: dict[tuple[str, int], int] = {}
     per_entity: dict[tuple[str, ...], int] = {}
@@ -315,6 +329,8 @@ def materialise(
             record = records.get(hit.doc_id)
             if record is None or not servable(record):
                 continue  # not (or no longer) a current, visible passage
+            if not within_risk(record, max_revert_risk):
+                continue
             article = (record.wiki, record.page_id)
             if cap is not None and per_article.get(article, 0) >= cap:
                 continue

@@ -313,7 +313,12 @@ class HybridRetriever:
             ranked["lexical"] = self._lexical(request, candidates)
         fused = fuse_request(ranked, request, self.defaults, unscorable)
         return materialise(
-            fused, self.index.store.passages_by_rows, request.k, cap, request.max_per_entity
+            fused,
+            self.index.store.passages_by_rows,
+            request.k,
+            cap,
+            request.max_per_entity,
+            request.max_revert_risk,
         )
 
     # -- components -----------------------------------------------------------------------

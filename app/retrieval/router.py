@@ -516,7 +516,12 @@ class ShardRouter:
         fused = ranking.fuse_request(ranked, request, defaults, unscorable) if ranked else []
         return Merged(
             hits=ranking.materialise(
-                fused, lambda rows: records, request.k, cap, request.max_per_entity
+                fused,
+                lambda rows: records,
+                request.k,
+                cap,
+                request.max_per_entity,
+                request.max_revert_risk,
             ),
             generations=[str(a["generation"]) for a in answers],
             missing=missing,

@@ -467,6 +467,7 @@ class _Updater:
             self.report.resumed_from[key] = done
         batch: list[UpdateEvent] = []
         position = last = done
+        seen = 0  # items read from the source (positions count them, resumed ones included)
         items: Iterator[UpdateEvent | SkippedItem | _Idle | None] = read_events(
             source, self.options.ingest, stdin
         )
@@ -478,9 +479,10 @@ class _Updater:
                     self._apply_batch(batch, key, path, position)
                     batch, last = [], position
                 continue
-            position += 1
-            if position <= done:
-                continue
+            seen += 1
+            if seen <= done:
+                continue  # applied by an earlier run (checkpoint)
+            position = seen
             if isinstance(item, SkippedItem):
                 self.report.record_skip(item)
             elif item is not None:

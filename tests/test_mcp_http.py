@@ -174,7 +174,7 @@ def test_initialize_names_the_server_and_lists_the_four_tools(server: McpHttp) -
     assert set(tools) == TOOLS
     properties = {name: set(tool.input_schema["properties"]) for name, tool in tools.items()}
     assert properties == {
-        "search_wikipedia": {"query", "k", "mode", "wikis", "languages"},
+        "search_wikipedia": {"query", "k", "mode", "wikis", "languages", "max_revert_risk"},
         "get_passage": {"passage_id"},
         "cite": {"url", "wiki", "revision_id", "max_passages"},
         "attribute_answer": {"answer", "passage_ids", "k"},

@@ -262,17 +262,19 @@ def from_enterprise(obj: Mapping[str, object]) -> TrustSignals:
     risk, prediction = _score(scores.get("revertrisk"))
     damaging, _ = _score(scores.get("damaging"))
     goodfaith, _ = _score(scores.get("goodfaith"))
-    return TrustSignals(
-        revert_risk=None if risk is None else RevertRisk(risk, prediction, "revertrisk"),
-        damaging=damaging,
-        goodfaith=goodfaith,
-        editor=_editor(version.get("editor")),
-        tags=_texts(version.get("tags")),
-        is_minor_edit=_bool(version.get("is_minor_edit")),
-        protection=_protections(obj.get("protection")),
-        maintenance_tags=_maintenance(obj.get("maintenance_tags")),
-        watchers_count=_count(obj.get("watchers_count")),
-    )
+    # the export's fields in TrustSignals' own shape, checked by the one reader of that shape
+    shaped = {
+        "revert_risk": None if risk is None else {"probability": risk, "prediction": prediction},
+        "damaging": damaging,
+        "goodfaith": goodfaith,
+        "editor": version.get("editor"),
+        "tags": version.get("tags"),
+        "is_minor_edit": version.get("is_minor_edit"),
+        "protection": obj.get("protection"),
+        "maintenance_tags": obj.get("maintenance_tags"),
+        "watchers_count": obj.get("watchers_count"),
+    }
+    return _signals(shaped, revert_model="revertrisk")
 
 
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
